@@ -1,0 +1,87 @@
+/**
+ * A pass-through on the tar stream a files backup produces that parses it as it flows (node-tar's
+ * Parser, fed the same chunks) and summarizes what is in it: counts, and each file's content
+ * sha256 for the tree digest (files-tree.ts). So the checks describe the archive as written, not
+ * a second look at a source that may have changed in between.
+ *
+ * Hard links: the archive holds the first path of an inode as a file and the others as links to
+ * it; restored, each is a file with the same content. The content hash of a multiply-linked file
+ * is kept (only those: memory grows with hard-linked files, not with the tree) so its links can
+ * be counted as the files they become.
+ *
+ * Cost (bench/files-digest.mjs: 20,000 small files + 250 MiB of large ones, 365 MB of tar, 2 busy
+ * cores): 0.5-0.9 CPU seconds on top of node-tar's 3.6-4.3 for packing, about a sha256 pass over
+ * the data plus parsing; peak RSS +8-11 MiB, not growing with the tree.
+ */
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import * as tar from 'tar';
+import { normalizeTarPath, TreeSummary, type TreeChecks } from './files-tree.js';
+
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+export class TarTreeTap extends Transform {
+  private readonly summary = new TreeSummary();
+  private readonly parser: tar.Parser;
+  private readonly multiLinked = new Set<string>();
+  private readonly linkTargets = new Map<string, { mode: number; size: number; sha256: string }>();
+  private problem?: Error;
+
+  constructor() {
+    super({ highWaterMark: 1 << 20 });
+    this.parser = new tar.Parser({ onReadEntry: (entry) => this.onEntry(entry) });
+    this.parser.on('warn', (code: string, message: string) => {
+      this.problem ??= new Error(`reading back the archive: ${code} ${message}`);
+    });
+    this.parser.on('error', (e: Error) => {
+      this.problem ??= e;
+    });
+  }
+
+  /** node-tar is about to write `path` as a file with more than one link (see the header note). */
+  noteMultiLinked(path: string): void {
+    this.multiLinked.add(normalizeTarPath(path));
+  }
+
+  /** The checks; valid once the stream has finished. */
+  result(): TreeChecks {
+    return this.summary.result();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parser.write(chunk);
+    if (this.problem) return cb(this.problem);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.parser.once('end', () => cb(this.problem));
+    this.parser.end();
+  }
+
+  private onEntry(entry: tar.ReadEntry): void {
+    const path = normalizeTarPath(entry.path);
+    const mode = entry.mode ?? 0;
+    if (FILE_TYPES.has(entry.type)) {
+      const hash = createHash('sha256');
+      entry.on('data', (d: Buffer) => hash.update(d));
+      entry.on('end', () => {
+        const sha256 = hash.digest('hex');
+        const size = entry.size ?? 0;
+        if (this.multiLinked.has(path)) this.linkTargets.set(path, { mode, size, sha256 });
+        this.summary.addFile(path, mode, size, sha256);
+      });
+      return;
+    }
+    entry.resume();
+    if (entry.type === 'Link') {
+      const target = this.linkTargets.get(normalizeTarPath(entry.linkpath ?? ''));
+      // A link to a file outside what was archived cannot happen with node-tar; if it ever did,
+      // the digest would not match a drill and say so.
+      if (target) this.summary.addFile(path, target.mode, target.size, target.sha256);
+      else this.summary.addOther(path);
+    } else if (entry.type === 'Directory') this.summary.addDir(path, mode);
+    else if (entry.type === 'SymbolicLink') this.summary.addSymlink(path, entry.linkpath ?? '');
+    else this.summary.addOther(path);
+  }
+}
