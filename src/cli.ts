@@ -61,15 +61,17 @@ export async function main(argv: string[]): Promise<number> {
   const backup = program
     .command('backup')
     .description('back up targets (all configured targets when none is named)')
-    .argument('[target...]', 'target names, or a driver name for ad-hoc use (files, redis)')
+    .argument('[target...]', 'target names, or a driver name for ad-hoc use (files, postgres, mysql, mariadb, redis)')
     .option('--all', 'every configured target')
-    .option('--source <path>', 'ad hoc: what to back up (files: a directory or user@host:/path; redis: redis://host:port, host:port or a socket, password from REDISCLI_AUTH)')
+    .option('--source <path>', 'ad hoc: what to back up (files: a directory or user@host:/path; postgres/mysql: a URL or a database name; redis: redis://host:port, host:port or a socket)')
+    .option('--url <url>', 'ad hoc: the server as a URL (postgres://…, mysql://…, redis://…); same as --source. Passwords come from PGPASSWORD, BK_MYSQL_PASSWORD, REDISCLI_AUTH')
     .option('--exclude <glob>', 'ad hoc (files): leave out matching paths; repeatable', collect)
     .addOption(new Option('--compression <kind>', 'override the compression').choices([...COMPRESSIONS]))
     .option('--tag <tag>', 'add a tag to the manifest; repeatable', collect)
     .option('--no-prune', 'do not apply the retention policy after the backup')
-    .action(async (targets: string[], opts) => {
-      exitCode = await (await import('./commands/backup.js')).backupCommand(await context(), targets, opts);
+    .action(async (targets: string[], opts: { source?: string; url?: string }) => {
+      if (opts.url !== undefined && opts.source !== undefined && opts.url !== opts.source) program.error('bk backup: give --source or --url, not both', { exitCode: 2 });
+      exitCode = await (await import('./commands/backup.js')).backupCommand(await context(), targets, { ...opts, source: opts.source ?? opts.url });
     });
   addRetentionOptions(backup);
 

@@ -18,9 +18,10 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { BkError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { redact, registerSecret } from '../secrets.js';
+import { redact, redactUrl, registerSecret } from '../secrets.js';
 import { shellQuote } from '../codecs/compression.js';
 import { toolError } from '../util/exec.js';
+import { withDatabase } from '../util/url.js';
 import type { BackupContext, CheckResult, DrillCapable, Driver, DumpInfo, DumpSession, RestoreCheckData, RestoreContext, RestoreDrill } from './driver.js';
 import {
   childEnv,
@@ -653,20 +654,30 @@ export class MysqlDriver implements Driver, DrillCapable {
   async prepareDrill(ctx: { signal: AbortSignal; logger: Logger; options: Record<string, unknown> }): Promise<RestoreDrill> {
     const client = await findTool('client');
     const name = `bk_drill_${randomBytes(6).toString('hex')}`;
-    await withOptionFile(this.conn, (file) => this.query(client, file, `CREATE DATABASE ${ident(name)};`, 'drill', { signal: ctx.signal }));
-    ctx.logger.info('created drill database', { step: 'drill', database: name });
+    // verify.url: a scratch server, so the drill puts no load and no database on the source.
+    const scratch = typeof ctx.options.url === 'string' ? ctx.options.url : undefined;
+    const conn = scratch ? this.drillConnection(scratch) : this.conn;
+    await withOptionFile(conn, (file) => this.query(client, file, `CREATE DATABASE ${ident(name)};`, 'drill', { signal: ctx.signal }));
+    ctx.logger.info('created drill database', { step: 'drill', database: name, server: describeServer(conn) });
     return {
-      to: name,
-      inspect: () => this.inspectDatabase(client, name, ctx.signal),
+      to: scratch ? withDatabase(scratch, name) : name,
+      inspect: () => this.inspectDatabase(client, name, ctx.signal, conn),
       dispose: async () => {
-        await withOptionFile(this.conn, (file) => this.query(client, file, `DROP DATABASE IF EXISTS ${ident(name)};`, 'drill'));
+        await withOptionFile(conn, (file) => this.query(client, file, `DROP DATABASE IF EXISTS ${ident(name)};`, 'drill'));
       },
     };
   }
 
+  private drillConnection(url: string): Connection {
+    if (!/^(?:mysql|mariadb):\/\//i.test(url)) {
+      throw new BkError('CONFIG', `verify.url ${redactUrl(url)}: not a mysql:// URL`, { target: this.target, step: 'restore test', hint: 'use mysql://user@host:port/' });
+    }
+    return this.urlConnection(parseMysqlUrl(url));
+  }
+
   /** The same facts as a single-database backup's checks, read from a restored database: exact row counts. */
-  async inspectDatabase(client: ClientTool, db: string, signal?: AbortSignal): Promise<RestoreCheckData> {
-    return withOptionFile(this.conn, async (file) => {
+  async inspectDatabase(client: ClientTool, db: string, signal?: AbortSignal, conn: Connection = this.conn): Promise<RestoreCheckData> {
+    return withOptionFile(conn, async (file) => {
       const lit = literal(db);
       const rows = await this.query(
         client,

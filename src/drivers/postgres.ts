@@ -28,9 +28,10 @@ import { z } from 'zod';
 import { shellQuote } from '../codecs/compression.js';
 import { BkError } from '../errors.js';
 import { makeOwnedDir } from '../util/owned-dir.js';
-import { registerSecret } from '../secrets.js';
+import { redactUrl, registerSecret } from '../secrets.js';
 import { feedChild } from '../util/feed-child.js';
 import { runTool, toolError, toolVersion, type ToolSpec } from '../util/exec.js';
+import { withDatabase } from '../util/url.js';
 import type {
   BackupContext,
   CheckResult,
@@ -532,13 +533,20 @@ export class PostgresDriver implements Driver, DrillCapable {
       });
     }
     const name = `bk_drill_${randomBytes(6).toString('hex')}`;
-    const dest: Destination = { conn: this.conn, database: name, elsewhere: true };
-    await this.withCredentials(this.conn.password, (env) => this.ensureDatabase(dest, env, ctx));
+    // verify.url: a scratch server, so the drill puts no load and no database on the source.
+    const scratch = typeof ctx.options.url === 'string' ? ctx.options.url : undefined;
+    if (scratch !== undefined && !isPostgresUrl(scratch)) {
+      throw new BkError('CONFIG', `verify.url ${redactUrl(scratch)}: not a postgres:// URL`, { target: this.target, step: 'restore test', hint: 'use postgres://user@host:port/' });
+    }
+    const to = scratch ? withDatabase(scratch, name) : name;
+    const { conn } = this.destination(to, {});
+    const dest: Destination = { conn, database: name, elsewhere: true };
+    await this.withCredentials(conn.password, (env) => this.ensureDatabase(dest, env, ctx));
     return {
-      to: name,
+      to,
       inspect: async () =>
-        this.withCredentials(this.conn.password, async (env): Promise<RestoreCheckData> => {
-          const out = await runTool(this.tools.psql, ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', `--dbname=${conninfoFor(this.conn, name)}`], {
+        this.withCredentials(conn.password, async (env): Promise<RestoreCheckData> => {
+          const out = await runTool(this.tools.psql, ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', `--dbname=${conninfoFor(conn, name)}`], {
             target: this.target,
             step: 'restore test',
             env,
@@ -548,10 +556,10 @@ export class PostgresDriver implements Driver, DrillCapable {
           return { tables: parseCounts(out.split('\n')) };
         }),
       dispose: async () =>
-        this.withCredentials(this.conn.password, async (env) => {
+        this.withCredentials(conn.password, async (env) => {
           await runTool(
             this.tools.psql,
-            ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-v', `db=${name}`, `--dbname=${conninfoFor(this.conn, this.options.maintenance_db)}`],
+            ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-v', `db=${name}`, `--dbname=${conninfoFor(conn, this.options.maintenance_db)}`],
             { target: this.target, step: 'restore test cleanup', env, input: DROP_DATABASE },
             { extendEnv: false },
           );

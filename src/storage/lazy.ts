@@ -5,7 +5,7 @@
  * network (name, location, object names) are answered without loading anything.
  */
 import type { Readable } from 'node:stream';
-import type { ObjectInfo, ReadOptions, Storage, WriteOptions, WriteResult } from './storage.js';
+import type { IncompleteWrite, ObjectInfo, ReadOptions, Storage, WriteOptions, WriteResult } from './storage.js';
 
 export interface EagerParts {
   name: string;
@@ -30,5 +30,9 @@ export function lazyStorage(eager: EagerParts, load: () => Promise<Storage>): St
     stat: async (key: string): Promise<ObjectInfo | undefined> => (await real()).stat(key),
     list: async (prefix: string) => (await real()).list(prefix),
     delete: async (key: string) => (await real()).delete(key),
+    // Optional methods are forwarded too, else prune never sees (and never aborts) the multipart
+    // uploads a killed bk left behind. A store without incomplete writes simply has none.
+    listIncomplete: async (prefix: string) => (await (await real()).listIncomplete?.(prefix)) ?? [],
+    abortIncomplete: async (write: IncompleteWrite) => (await real()).abortIncomplete?.(write),
   } satisfies Storage;
 }

@@ -379,13 +379,13 @@ describe('mysql driver', () => {
     expect(await q(`SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${mariadbString(drill.to)}`)).toBe('0');
   });
 
-  it('works ad hoc from a URL, with the password from BK_MYSQL_PASSWORD', async () => {
+  it('works ad hoc from --url, with the password from BK_MYSQL_PASSWORD', async () => {
     const repo = join(dir, 'adhoc');
     const url = `mysql://bk@127.0.0.1:${db.port}/app`;
     const env = { BK_MYSQL_PASSWORD: PASSWORD };
     // A directory with no backup.config.yaml above it: bk would otherwise find the one in `dir`.
     const cwd = await makeTmpDir('bk-mysql-adhoc-');
-    const backup = await runBk(['backup', 'mysql', '--source', url, '--repo', repo], { env, cwd });
+    const backup = await runBk(['backup', 'mysql', '--url', url, '--repo', repo], { env, cwd });
     expect(backup.exitCode, backup.stderr).toBe(0);
     const restore = await runBk(['restore', 'mysql', '--source', url, '--repo', repo, '--to', 'app_adhoc', '--yes'], { env, cwd });
     expect(restore.exitCode, restore.stderr).toBe(0);

@@ -419,11 +419,11 @@ describe('redis driver', () => {
     expect(bad.find((r) => r.name === 'server')?.detail).toMatch(/cannot log in/);
   });
 
-  it('backs up and restores ad hoc: --source redis://… with REDISCLI_AUTH, no config', async () => {
+  it('backs up and restores ad hoc: --url redis://… with REDISCLI_AUTH, no config', async () => {
     const adhocRepo = join(tmp, 'adhoc');
     // A directory with no backup.config.yaml above it (bk would find the one in `tmp`).
     const cwd = await makeTmpDir('bk-redis-adhoc-');
-    const b = await runBk(['--repo', adhocRepo, 'backup', 'redis', '--source', `redis://127.0.0.1:${hooked.port}`], { env: { REDISCLI_AUTH: SRC_PW }, cwd });
+    const b = await runBk(['--repo', adhocRepo, 'backup', 'redis', '--url', `redis://127.0.0.1:${hooked.port}`], { env: { REDISCLI_AUTH: SRC_PW }, cwd });
     expect(b.exitCode, b.stderr).toBe(0);
     const l = await runBk(['--repo', adhocRepo, '--json', 'list'], { cwd });
     expect(l.json<{ backups: { target: string }[] }>().backups.map((x) => x.target)).toEqual(['redis']);

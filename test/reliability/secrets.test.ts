@@ -59,8 +59,11 @@ beforeAll(async () => {
   work = await makeTmpDir('bk-secrets-');
   repo = join(work, 'repo');
   [pg, my, redis, redis2] = await Promise.all([startPostgres({ bkPassword: PG_PW }), startMariadb({ bkPassword: MY_PW }), startRedis({ password: REDIS_PW }), startRedis()]);
-  await redis.cli(['CONFIG', 'SET', 'repl-diskless-sync-delay', '0']);
-  // Enough data that redis-cli streams for a while: the sampler must catch it running.
+  // redis-cli --rdb then waits a second for the diskless transfer to start, so the sampler sees it
+  // running however fast the transfer itself is on a busy machine.
+  await redis.cli(['CONFIG', 'SET', 'repl-diskless-sync', 'yes']);
+  await redis.cli(['CONFIG', 'SET', 'repl-diskless-sync-delay', '1']);
+  // Enough data that the other tools stream for a while too.
   await redis.cli(['EVAL', "for i = 1, 96 do redis.call('SET', 'k' .. i, string.rep(string.format('%08x', i * 7919), 8192)) end return 1", '0']);
   await pg.createDb('app');
   // A few MB each, so the dump tools live long enough for the sampler to see them.

@@ -172,3 +172,41 @@ describe('interrupting an S3 backup', () => {
     });
   }
 });
+
+describe('an upload a killed bk left behind', () => {
+  it('is invisible to list and verify, and bk prune --grace 0h aborts it (older backups kept)', async () => {
+    const { CreateMultipartUploadCommand, UploadPartCommand, ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
+    const dir = join(tmp, 'leftover');
+    await mkdir(dir);
+    const prefix = 'leftover';
+    const cfg = await writeConfig(dir, configYaml(prefix));
+    const first = await runBk(['--config', cfg, 'backup', 'app', '--no-prune'], { cwd: dir });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const before = await backupsInBucket(client, `${prefix}/`);
+
+    // What kill -9 during a multipart upload leaves: an upload with a part, never completed or aborted.
+    const key = `${prefix}/app/20240101T000000Z-dead.tar.zst`;
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: 'backups', Key: key }));
+    await client.send(new UploadPartCommand({ Bucket: 'backups', Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(5 * MiB, 7) }));
+    const uploads = async () => ((await client.send(new ListMultipartUploadsCommand({ Bucket: 'backups', Prefix: `${prefix}/` }))).Uploads ?? []).map((u) => u.Key);
+    expect(await uploads()).toEqual([key]);
+
+    const list = await runBk(['--config', cfg, '--json', 'list'], { cwd: dir });
+    expect(list.json<{ backups: unknown[] }>().backups).toHaveLength(1);
+
+    // Younger than the default 24 h grace: it may be a backup running right now, so it stays.
+    const young = await runBk(['--config', cfg, '--json', 'prune', 'app'], { cwd: dir });
+    expect(young.exitCode, young.stderr).toBe(0);
+    expect(await uploads()).toEqual([key]);
+
+    const dry = await runBk(['--config', cfg, '--json', 'prune', 'app', '--grace', '0h', '--dry-run'], { cwd: dir });
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(JSON.stringify(dry.json())).toContain('incomplete upload');
+    expect(await uploads()).toEqual([key]);
+
+    const prune = await runBk(['--config', cfg, 'prune', 'app', '--grace', '0h'], { cwd: dir });
+    expect(prune.exitCode, prune.stderr).toBe(0);
+    expect(await uploads()).toEqual([]);
+    expect(await backupsInBucket(client, `${prefix}/`)).toEqual(before);
+  });
+});
