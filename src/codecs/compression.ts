@@ -40,7 +40,7 @@ export function createCompressor(kind: Compression, options: CompressOptions = {
       if (nativeZstd && z.constants.ZSTD_c_compressionLevel !== undefined) {
         return z.createZstdCompress!({ params: { [z.constants.ZSTD_c_compressionLevel]: level } });
       }
-      return zstdProcess(['-q', `-${level}`, '-T0', '-c']);
+      return zstdProcess(['-q', `-${level}`, '-T0', '-c'], 'compress');
     }
   }
 }
@@ -53,7 +53,7 @@ export function createDecompressor(kind: Compression): Duplex | undefined {
       return zlib.createGunzip({ chunkSize: 1 << 16 });
     case 'zstd':
       if (nativeZstd) return z.createZstdDecompress!();
-      return zstdProcess(['-q', '-d', '-c']);
+      return zstdProcess(['-q', '-d', '-c'], 'decompress');
   }
 }
 
@@ -61,7 +61,7 @@ export function createDecompressor(kind: Compression): Duplex | undefined {
  * The zstd binary as a duplex stream. Its output ends only after zstd exited, and a non-zero exit
  * fails the stream, so a broken compression can never look like a complete one.
  */
-function zstdProcess(args: string[]): Duplex {
+function zstdProcess(args: string[], step: 'compress' | 'decompress'): Duplex {
   const child = spawn('zstd', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
@@ -71,14 +71,14 @@ function zstdProcess(args: string[]): Duplex {
     child.on('error', (e: NodeJS.ErrnoException) =>
       reject(
         e.code === 'ENOENT'
-          ? new BkError('TOOL_MISSING', 'zstd not found', { step: 'compress', hint: 'install zstd (apt-get install zstd), or set compression: gzip' })
+          ? new BkError('TOOL_MISSING', 'zstd not found', { step, hint: 'install zstd (apt-get install zstd), or set compression: gzip' })
           : e,
       ),
     );
     child.on('close', (code, signal) =>
       code === 0
         ? resolve()
-        : reject(new BkError('TOOL_FAILED', `zstd ${code === null ? `killed by ${signal}` : `exited with code ${code}`}`, { step: 'compress', toolOutput: stderr || undefined })),
+        : reject(new BkError('TOOL_FAILED', `zstd ${code === null ? `killed by ${signal}` : `exited with code ${code}`}`, { step, toolOutput: stderr || undefined })),
     );
   });
   exited.catch(() => undefined);

@@ -653,6 +653,8 @@ export class PostgresDriver implements Driver, DrillCapable {
       hint = VERSION_HINT;
     } else if (/unsupported version .* in file header/.test(out)) {
       hint = 'this pg_restore is older than the pg_dump that wrote the archive (see the manifest\'s tools): install a newer postgresql-client and set bin_dir';
+    } else if (/permission denied to create database/i.test(out)) {
+      hint = 'give the role CREATEDB, create the database first, or (restore tests) set verify.url to a scratch server';
     } else if (/permission denied/i.test(out)) {
       hint = 'the role needs SELECT on every table: GRANT pg_read_all_data TO <role> (PostgreSQL 14+), or use the owner';
     } else if (/role ".*" does not exist/.test(out)) {

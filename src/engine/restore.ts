@@ -166,14 +166,19 @@ export async function runRestore(job: RestoreJob): Promise<void> {
   stages.push(feed);
 
   let upstreamError: BkError | undefined;
+  // A driver may still be preparing (creating the database, a staging directory) when the input
+  // breaks, and only then start reading a feed that was destroyed before it listened: its tool
+  // would wait for stdin forever. So an upstream failure also cancels the driver's work.
+  const upstreamFailed = new AbortController();
   const upstream = pipeline(stages as unknown as [Readable, Writable], { signal: job.signal }).catch((e: unknown) => {
     upstreamError = toBkError(e, m.target, 'read');
     feed.destroy(upstreamError);
+    if (firstBroke === 'upstream') upstreamFailed.abort(upstreamError);
   });
   log.info('restoring', { step: 'restore', id: m.id, to: job.driver.describeRestoreTarget(job.to) });
   try {
     await job.driver.restore(feed, {
-      signal: job.signal,
+      signal: AbortSignal.any([job.signal, upstreamFailed.signal]),
       logger: log,
       to: job.to,
       options: job.options ?? {},

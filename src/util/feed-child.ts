@@ -73,6 +73,9 @@ export function feedChild(source: Readable, stdin: Writable, opts: FeedOptions):
     source.on('error', onSourceError);
     source.on('close', onSourceClose);
     source.on('end', onEnd);
+    // Destroyed before we listened (the input broke while the caller was still preparing): its
+    // 'error' and 'close' are gone, and waiting for them would leave the child waiting for EOF.
+    if (source.destroyed && !source.readableEnded) return abort(source.errored ?? new Error('the restore input stopped before its end'));
     if (opts.prefix) stdin.write(opts.prefix);
     source.on('data', onData);
   });
