@@ -35,7 +35,7 @@ export async function seedPostgres(pg: PostgresServer, db: string, scale: number
   return Number(String(size.stdout).trim()) / 1e6;
 }
 
-/** The same shape in MariaDB, generated server-side with the sequence engine. */
+/** The same shape in MariaDB, generated server-side with the sequence engine; returns the dump size in MB. */
 export async function seedMariadb(my: MariadbServer, db: string, scale: number): Promise<number> {
   const users = Math.round(1_000_000 * scale);
   const events = Math.round(2_200_000 * scale);
@@ -52,8 +52,12 @@ export async function seedMariadb(my: MariadbServer, db: string, scale: number):
        FROM seq_1_to_${events};`,
     db,
   );
-  const bytes = await my.query(`SELECT SUM(data_length) FROM information_schema.tables WHERE table_schema = '${db}'`);
-  return Number(bytes.trim()) / 1e6;
+  // The dump's size, like seedPostgres: InnoDB's data_length is neither that nor up to date.
+  const size = await execa('bash', ['-o', 'pipefail', '-c', `"$(command -v mariadb-dump || command -v mysqldump)" --socket=${my.socket} -u root --single-transaction ${db} | wc -c`], {
+    env: cleanEnv(),
+    extendEnv: false,
+  });
+  return Number(String(size.stdout).trim()) / 1e6;
 }
 
 /** ~1 M keys at scale 1: strings, hashes, lists, sets, a tenth with TTLs; returns the key count. */

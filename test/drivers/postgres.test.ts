@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresDriver, postgresOptionsSchema } from '../../src/drivers/postgres.js';
 import { silentLogger } from '../../src/log.js';
-import { makeTmpDir, rmrf, startPostgres, type PostgresServer } from '../harness/index.js';
+import { freePort, makeTmpDir, rmrf, startPostgres, type PostgresServer } from '../harness/index.js';
 import { runBk, spawnBk, type BkRun } from '../helpers/run-bk.js';
 import { fingerprint, rowCounts, SEED_SQL } from './postgres-fixture.js';
 
@@ -336,6 +336,34 @@ describe('postgres driver', () => {
     const truncated = await bk(['backup', 'fake-truncated'], { config: broken });
     expect(truncated.exitCode).toBe(1);
     expect(said(truncated)).toMatch(/fake-truncated: dump: pg_dump exited 0 but the SQL dump is truncated/);
+  });
+
+  it('server down or pg_dump missing: exit 1 with the fix, nothing listed', async () => {
+    const downCfg = join(dir, 'down.yaml');
+    await writeFile(downCfg, config(`  down:\n    driver: postgres\n    host: 127.0.0.1\n    port: ${await freePort()}\n    user: bk\n    database: app\n`));
+    const down = await bk(['backup', 'down'], { config: downCfg });
+    expect(down.exitCode).toBe(1);
+    expect(said(down)).toMatch(/down: connect: cannot connect to PostgreSQL at 127\.0\.0\.1:\d+/);
+    expect(said(down)).toMatch(/fix: is PostgreSQL running and reachable/);
+    expect(said(down)).not.toMatch(/\n\s+at /);
+    expect(await manifests('down')).toEqual([]);
+
+    const before = await listed('app');
+    await mkdir(join(dir, 'empty-bin'), { recursive: true });
+    const noTools = await bk(['backup', 'app'], { env: { PATH: join(dir, 'empty-bin') } });
+    expect(noTools.exitCode).toBe(1);
+    expect(said(noTools)).toMatch(/app: .*pg_dump not found[\s\S]*fix: install the PostgreSQL client tools/);
+    expect(await listed('app')).toEqual(before);
+  });
+
+  it('restore over the source needs --yes without a terminal, and changes nothing without it', async () => {
+    await pg.psql("CREATE TABLE IF NOT EXISTS marker (v text); INSERT INTO marker VALUES ('after the backup');", 'app');
+    const before = await fingerprint(pg, 'app');
+    const run = await bk(['restore', 'app']);
+    expect(run.exitCode).toBe(2);
+    expect(said(run)).toMatch(/--yes/);
+    expect(await fingerprint(pg, 'app')).toBe(before);
+    await pg.psql('DROP TABLE marker;', 'app');
   });
 
   it('none of the failed backups is listed', async () => {

@@ -4,7 +4,7 @@
 // against every process's argv while bk runs, and against bk's output and the manifest.
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -455,6 +455,16 @@ describe('redis driver', () => {
     expect(r.stdout + r.stderr).toMatch(/cannot connect to source 127\.0\.0\.2:\d+: connection refused/);
     expect(r.stdout + r.stderr).toMatch(/fix: is redis running there/);
     expect(await listIds('down')).toEqual([]);
+  });
+
+  it('fails when redis-cli is missing: exit 1, what to install, no new backup', async () => {
+    const before = await listIds('cache');
+    await mkdir(join(tmp, 'empty-bin'), { recursive: true });
+    const r = await bk(['backup', 'cache'], { PATH: join(tmp, 'empty-bin') });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/cache: .*redis-cli not found[\s\S]*fix: install redis-cli/);
+    expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
+    expect(await listIds('cache')).toEqual(before);
   });
 
   it('logs in as an ACL user (--user, REDISCLI_AUTH); one without SYNC fails with what to grant', async () => {

@@ -63,6 +63,9 @@ async function pairFor(kitName: string, storage: string): Promise<Pair> {
   return pair;
 }
 
+/** Whether each case's fault struck, or bk finished first. */
+const outcomes: { name: string; struck: boolean }[] = [];
+
 describe('fault matrix on local storage', () => {
   it.each(cases.map((c) => [caseName(c), c] as const))('%s', async (_name, c) => {
     const label = `[seed ${seed}] ${caseName(c)} — repeat: ${repro}`;
@@ -72,6 +75,13 @@ describe('fault matrix on local storage', () => {
     await pair.calibrate(c.phase, caseRng);
     const r = await runCase(c, setup, pair, caseRng, label);
     console.log(`${caseName(c)}: ${r.struck ?? 'finished before the fault'} → exit ${r.exitCode ?? r.signal}`);
+    outcomes.push({ name: caseName(c), struck: r.struck !== undefined });
+  });
+
+  it('most faults landed: a run whose faults all missed tested nothing', () => {
+    expect(outcomes.length).toBe(cases.length);
+    const missed = outcomes.filter((o) => !o.struck).map((o) => o.name);
+    expect(missed.length, `[seed ${seed}] faults that never landed: ${missed.join('; ')}`).toBeLessThanOrEqual(Math.floor(cases.length / 2));
   });
 
   it('at the end every listed backup of every repository verifies', async () => {
