@@ -7,6 +7,8 @@ import { formatBytes, formatDuration } from '../output/format.js';
 import { startProgress } from '../output/progress.js';
 import { render } from '../output/render.js';
 import type { AdHocFlags } from '../drivers/registry.js';
+import type { Driver } from '../drivers/driver.js';
+import type { Storage } from '../storage/storage.js';
 import type { Compression } from '../codecs/compression.js';
 import { publishRuns } from '../ops/publish.js';
 import { runTarget } from '../ops/target-run.js';
@@ -69,6 +71,25 @@ function pruneText(p: PruneResult): string {
 }
 
 /**
+ * The size to plan the upload for: the latest archive's on any of the storages, or — for a first
+ * backup — the driver's estimate of the source. A failed estimate is no error: the backup that
+ * follows reports the real problem (server down, source missing).
+ */
+async function expectedArchiveSize(ctx: Context, target: string, storages: Storage[], driver: Driver, signal: AbortSignal): Promise<number | undefined> {
+  const previous = await Promise.all(storages.map((s) => latestArchiveSize(s, target).catch(() => undefined)));
+  const latest = Math.max(0, ...previous.map((p) => p ?? 0));
+  if (latest > 0 || !driver.estimateSize) return latest || undefined;
+  try {
+    const estimate = await driver.estimateSize({ signal, logger: ctx.logger });
+    ctx.logger.debug('estimated the size of a first backup', { target, step: 'estimate size', bytes: estimate ?? null });
+    return estimate;
+  } catch (e) {
+    ctx.logger.debug(`could not estimate the size of a first backup: ${toBkError(e).message}`, { target, step: 'estimate size' });
+    return undefined;
+  }
+}
+
+/**
  * One target with its hooks and timeout; `bk schedule` runs this too, with a signal of its own per
  * run. Usage and config errors are thrown, anything else becomes a failed result.
  */
@@ -87,14 +108,14 @@ export async function backupTarget(
     const flagPolicy = retentionFromFlags(flags as Record<string, unknown>);
     lock = await acquireHostLock({ dir: hostLockDir(ctx.env), target: name, locations: storages.map((s) => s.location), command: 'bk backup', logger: ctx.logger });
     const run = { target, storages: storages.map((s) => s.name), logger: ctx.logger, env: ctx.env, signal, clock: ctx.clock };
-    // S3 grows its part size from this, so an archive that outgrew 10,000 default parts still fits.
-    const previous = await Promise.all(storages.map((s) => latestArchiveSize(s, name).catch(() => undefined)));
-    const expectedSize = Math.max(0, ...previous.map((p) => p ?? 0)) || undefined;
+    const driver = driverFor(target);
     return await runTarget(run, async (signal) => {
+      // S3 sizes its upload parts from this, so an archive that outgrew 10,000 default parts fits.
+      const expectedSize = await expectedArchiveSize(ctx, name, storages, driver, signal);
       const progress = startProgress(ctx.interactive && !ctx.quiet, `backing up ${name}`);
       const result = await runBackup({
         target: name,
-        driver: driverFor(target),
+        driver,
         storages,
         compression: flags.compression ?? target.compression,
         compressionLevel: target.compressionLevel,

@@ -71,6 +71,12 @@ export interface Driver {
   readonly payloadExt: string;
   check(): Promise<CheckResult[]>;
   backup(ctx: BackupContext): Promise<DumpSession>;
+  /**
+   * Optional: a cheap, generous guess of the raw dump's size in bytes (database size on disk, the
+   * tree's bytes), or undefined when unknown. S3 sizes its upload parts from it when the target has
+   * no earlier backup to go by: 10,000 parts of the default size hold only 78 GiB.
+   */
+  estimateSize?(ctx: BackupContext): Promise<number | undefined>;
   restore(stream: Readable, ctx: RestoreContext): Promise<void>;
   /**
    * Human description of the restore destination, for the plan printed before restoring.

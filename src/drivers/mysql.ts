@@ -206,6 +206,14 @@ export class MysqlDriver implements Driver, DrillCapable {
   // ---------------------------------------------------------------------------------------------
   // check
 
+  async estimateSize(ctx: BackupContext): Promise<number | undefined> {
+    const client = await findTool('client');
+    const rows = await withOptionFile(this.conn, (file) =>
+      this.query(client, file, `SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE ${this.schemaCondition('TABLE_SCHEMA')};`, 'estimate size', { signal: ctx.signal }),
+    );
+    return Number(rows[0]?.[0]) || undefined;
+  }
+
   async check(): Promise<CheckResult[]> {
     const results: CheckResult[] = [];
     const dump = await findTool('dump').catch((e: BkError) => e);

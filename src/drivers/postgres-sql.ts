@@ -67,3 +67,6 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db')
 export const DROP_DATABASE = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'db' AND pid <> pg_backend_pid();
 SELECT format('DROP DATABASE IF EXISTS %I', :'db')
 \\gexec`;
+
+/** The database's size on disk: a generous guess of its dump's size (indexes are not dumped). */
+export const DATABASE_SIZE = `SELECT json_build_object('bytes', pg_database_size(current_database()));`;

@@ -56,7 +56,7 @@ import {
 import { IdempotentRoles } from './postgres-globals.js';
 import { DumpOutputCheck } from './postgres-output-check.js';
 import { PsqlSession } from './postgres-session.js';
-import { COUNT_ROWS, CREATE_DATABASE, DROP_DATABASE, GLOBALS_FACTS, OPEN_SNAPSHOT, PREFLIGHT } from './postgres-sql.js';
+import { COUNT_ROWS, CREATE_DATABASE, DATABASE_SIZE, DROP_DATABASE, GLOBALS_FACTS, OPEN_SNAPSHOT, PREFLIGHT } from './postgres-sql.js';
 
 export const POSTGRES_FORMATS = ['custom', 'plain'] as const;
 export type PostgresFormat = (typeof POSTGRES_FORMATS)[number];
@@ -177,6 +177,12 @@ export class PostgresDriver implements Driver, DrillCapable {
 
   private get server(): string {
     return describeServer(this.conn.params);
+  }
+
+  async estimateSize(ctx: BackupContext): Promise<number | undefined> {
+    if (this.options.globals) return undefined;
+    const facts = await this.withCredentials(this.conn.password, (env) => this.psqlJson(this.conn, this.database, DATABASE_SIZE, env, 'estimate size', ctx.signal));
+    return Number(facts.bytes) || undefined;
   }
 
   async check(): Promise<CheckResult[]> {

@@ -110,6 +110,17 @@ export class RedisDriver implements Driver, DrillCapable {
     this.source = resolveEndpoint({ ...options, password: options.password || undefined }, `targets.${target}`);
   }
 
+  /** The dataset's size in memory: an RDB is smaller (compact encodings, LZF strings). */
+  async estimateSize(ctx: BackupContext): Promise<number | undefined> {
+    const c = await this.open(this.source, 'source', 'estimate size', ctx.signal);
+    try {
+      const info = parseInfo(asText(await c.call('INFO', 'memory')));
+      return Number(info.used_memory_dataset ?? info.used_memory) || undefined;
+    } finally {
+      await c.close();
+    }
+  }
+
   async check(): Promise<CheckResult[]> {
     const results: CheckResult[] = [];
     const cli = await toolVersion(REDIS_CLI.bin);

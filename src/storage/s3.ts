@@ -130,6 +130,7 @@ export class S3Storage implements Storage {
     else signal?.addEventListener('abort', onAbort, { once: true });
 
     const partSize = choosePartSize(this.options.part_size, options.expectedSize);
+    this.log.debug('upload started', { key, partSize, expectedSize: options.expectedSize ?? null });
     const started = new Date();
     const parts: SentParts = { sizes: new Map(), completing: false };
     const upload = new Upload({

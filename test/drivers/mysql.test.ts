@@ -364,6 +364,14 @@ describe('mysql driver', () => {
     expect(await fingerprint('app')).toEqual(appBefore);
   });
 
+  it('estimates a first backup\'s size from the tables\' data and index lengths', async () => {
+    const driver = new MysqlDriver('app', mysqlOptionsSchemaFor.mysql.parse({ driver: 'mysql', host: '127.0.0.1', port: db.port, user: 'bk', password: PASSWORD, database: 'app' }));
+    const estimate = await driver.estimateSize({ signal: new AbortController().signal, logger: silentLogger });
+    const lengths = await db.query("SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app'");
+    expect(estimate).toBe(Number(lengths));
+    expect(estimate).toBeGreaterThan(0);
+  });
+
   it('runs a restore drill: a temp database whose inspection equals the manifest checks, dropped afterwards', async () => {
     const driver = new MysqlDriver('app', mysqlOptionsSchemaFor.mysql.parse({ driver: 'mysql', host: '127.0.0.1', port: db.port, user: 'bk', password: PASSWORD, database: 'app' }));
     const drill = await driver.prepareDrill({ signal: new AbortController().signal, logger: silentLogger, options: {} });

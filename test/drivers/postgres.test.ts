@@ -283,6 +283,14 @@ describe('postgres driver', () => {
     expect(await pg.psql(`SELECT rolconnlimit FROM pg_roles WHERE rolname = 'reporting'`)).toBe('3');
   });
 
+  it('estimates a first backup\'s size from the database size: at least the raw dump', async () => {
+    const driver = new PostgresDriver('app', postgresOptionsSchema.parse({ driver: 'postgres', host: '127.0.0.1', port: pg.port, user: 'bk', password: PASSWORD, database: 'app' }));
+    const estimate = await driver.estimateSize({ signal: new AbortController().signal, logger: silentLogger });
+    const raw = (await manifests('app')).map((m) => (m.raw as { bytes: number }).bytes);
+    expect(raw.length).toBeGreaterThan(0);
+    expect(estimate).toBeGreaterThanOrEqual(Math.max(...raw));
+  });
+
   it('restore drill: a temp database, inspected like the manifest checks, then dropped', async () => {
     const driver = new PostgresDriver('app', postgresOptionsSchema.parse({ driver: 'postgres', host: '127.0.0.1', port: pg.port, user: 'bk', password: PASSWORD, database: 'app' }));
     const signal = new AbortController().signal;

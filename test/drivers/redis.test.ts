@@ -392,6 +392,19 @@ describe('redis driver', () => {
     await back.close();
   });
 
+  it('estimates a first backup\'s size from the dataset\'s memory, at least the RDB\'s size', async () => {
+    const driver = new RedisDriver('cache', redisOptionsSchema.parse({ driver: 'redis', port: src.port, password: SRC_PW }));
+    const estimate = await driver.estimateSize({ signal: new AbortController().signal, logger: silentLogger });
+    const session = await driver.backup({ signal: new AbortController().signal, logger: silentLogger });
+    let rdbBytes = 0;
+    for await (const chunk of session.stream) rdbBytes += (chunk as Buffer).length;
+    await session.done;
+    expect(rdbBytes).toBeGreaterThan(0);
+    expect(estimate).toBeGreaterThanOrEqual(rdbBytes);
+    const wrong = new RedisDriver('bad', redisOptionsSchema.parse({ driver: 'redis', port: src.port, password: 'nope-nope' }));
+    await expect(wrong.estimateSize({ signal: new AbortController().signal, logger: silentLogger })).rejects.toThrow(/cannot log in/);
+  });
+
   it('runs a restore drill: temporary server, inspect() equal to the recorded checks, dispose() cleans up', async () => {
     const driver = new RedisDriver('cache', redisOptionsSchema.parse({ driver: 'redis', port: src.port, password: SRC_PW }));
     const session = await driver.backup({ signal: new AbortController().signal, logger: silentLogger });

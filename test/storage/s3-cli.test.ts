@@ -210,3 +210,28 @@ describe('an upload a killed bk left behind', () => {
     expect(await backupsInBucket(client, `${prefix}/`)).toEqual(before);
   });
 });
+
+describe('upload part size', () => {
+  it('a first backup plans its parts from the driver\'s estimate of the source; later ones from the previous archive', async () => {
+    const dir = join(tmp, 'estimate');
+    await mkdir(dir);
+    const cfg = await writeConfig(dir, configYaml('estimate'));
+    const logLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const first = await runBk(['--config', cfg, '--log-level', 'debug', '--log-format', 'json', 'backup', 'app'], { cwd: dir });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const estimate = logLines(first.stderr).find((l) => l.msg === 'estimated the size of a first backup');
+    // makeSourceTree wrote 3 MiB of files; du counts the directories too.
+    expect(Number(estimate?.bytes)).toBeGreaterThanOrEqual(3 * MiB);
+    expect(Number(estimate?.bytes)).toBeLessThan(4 * MiB);
+    const upload = logLines(first.stderr).find((l) => l.msg === 'upload started' && String(l.key).endsWith('.tar.zst'));
+    expect(upload).toMatchObject({ expectedSize: estimate!.bytes, partSize: 8 * MiB });
+
+    const list = await runBk(['--config', cfg, '--json', 'list'], { cwd: dir });
+    const [firstBackup] = list.json<{ backups: { storedBytes: number }[] }>().backups;
+    const second = await runBk(['--config', cfg, '--log-level', 'debug', '--log-format', 'json', 'backup', 'app'], { cwd: dir });
+    expect(second.exitCode, second.stderr).toBe(0);
+    expect(logLines(second.stderr).some((l) => l.msg === 'estimated the size of a first backup')).toBe(false);
+    const again = logLines(second.stderr).find((l) => l.msg === 'upload started' && String(l.key).endsWith('.tar.zst'));
+    expect(again?.expectedSize).toBe(firstBackup!.storedBytes);
+  });
+});
