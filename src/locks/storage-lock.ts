@@ -9,11 +9,12 @@
  * 2. An expired one is deleted (its holder stops on its own: see keepAlive), and so is one of
  *    this host whose process is gone (pid and process start time, as for host locks).
  * 3. Create ours. Where the storage can create an object only if it is absent (`createBytes`:
- *    link(2) on local disk; S3's `If-None-Match: *` where the server honours it), that create is
- *    the whole decision: exactly one contender wins, the others read the winner and report it.
- *    Without it (plain PUT overwrites; s3rver ignores If-None-Match) we write, wait SETTLE_MS and
- *    read back: the last writer owns the lock, and everyone who reads back someone else's nonce
- *    backs off. That leaves one window — a contender whose read→write gap is longer than the
+ *    link(2) on local disk; S3's `If-None-Match: *` where the server honours it), a contender that
+ *    loses the create reads the winner and reports it. Where the create is known to be exclusive
+ *    (`exclusiveCreate`: local disk) that is the whole decision. Otherwise (a plain PUT, or an S3
+ *    clone that ignores If-None-Match, like s3rver) we also wait SETTLE_MS and read back: the
+ *    last writer owns the lock, and everyone who reads back someone else's nonce backs off. Without
+ *    an honoured condition that leaves one window — a contender whose read→write gap is longer than the
  *    settle time, e.g. a process paused mid-acquire — which conditional writes close completely.
  *    After deleting an expired lock we always read back too: two takers could both have deleted
  *    it, and delete-then-create is not a compare-and-swap (S3 `If-Match` on PUT/DELETE would be).
@@ -111,6 +112,8 @@ export async function acquireStorageLock(o: StorageLockOptions): Promise<Storage
       const winner = await readRecord(o.storage, key);
       throw typeof winner === 'object' ? heldError(o.target, where, winner) : new BkError('LOCKED', `${where} was taken by another run`, { target: o.target, step: 'lock', hint: 'try again later' });
     }
+    // A server may have ignored the condition (S3 clones): then only the read-back decides.
+    if (!o.storage.exclusiveCreate) needsReadBack = true;
   } else {
     await o.storage.writeBytes(key, body(mine));
     needsReadBack = true;

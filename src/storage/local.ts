@@ -81,6 +81,8 @@ export class LocalStorage implements Storage {
   }
 
   /** link(2) of a complete temp file: atomic, fails with EEXIST, never shows a half-written object. */
+  readonly exclusiveCreate = true;
+
   async createBytes(key: string, data: Uint8Array): Promise<boolean> {
     const path = this.path(key);
     let temp: string | undefined;

@@ -178,6 +178,24 @@ export class S3Storage implements Storage {
     }
   }
 
+  /**
+   * PutObject with `If-None-Match: *`: AWS S3, MinIO and R2 answer 412 when the key exists. Servers
+   * that ignore the header overwrite instead, which is why this storage does not claim
+   * `exclusiveCreate` and the lock reads its object back.
+   */
+  async createBytes(key: string, data: Uint8Array): Promise<boolean> {
+    const objectKey = this.objectKey(key);
+    try {
+      await this.client.send(new PutObjectCommand({ ...this.putParams(objectKey, false), Body: Buffer.from(data), ContentLength: data.byteLength, IfNoneMatch: '*' }));
+      return true;
+    } catch (e) {
+      // 409 ConditionalRequestConflict: a concurrent conditional write to the same key won.
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw this.translate(e, `creating ${key}`);
+    }
+  }
+
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
     const objectKey = this.objectKey(key);
     const start = options.start ?? 0;

@@ -56,6 +56,11 @@ export interface Storage {
    * link on a filesystem; `If-None-Match: *` on S3 that honours it).
    */
   createBytes?(key: string, data: Uint8Array): Promise<boolean>;
+  /**
+   * True when `createBytes` is known to be exclusive (link(2) on a filesystem). S3-compatible servers
+   * that ignore `If-None-Match` make it a plain write, so without this the caller also reads back.
+   */
+  readonly exclusiveCreate?: boolean;
   /** The whole object; for small objects only. */
   readBytes(key: string): Promise<Buffer>;
   /** Size and time of one object, or undefined when it does not exist. */
