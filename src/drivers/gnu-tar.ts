@@ -162,6 +162,23 @@ export async function extractTar(source: Readable, dir: string, signal?: AbortSi
       toolOutput: lines.slice(-10).join('\n') || undefined,
     });
   }
+  // tar stops at the archive's end marker, but the stream is verified only at its own end (the
+  // sha256 checks upstream): wait for that, so nothing unverified is moved into place.
+  await drainToEnd(input, () => inputError);
+}
+
+/** Reads what tar left unread and resolves at the stream's end; rejects if it fails before. */
+function drainToEnd(input: Readable, failed: () => unknown): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (failed()) return reject(failed());
+    if (input.readableEnded) return resolve();
+    if (input.destroyed) return reject(new Error('the restore input stopped before its end'));
+    input.once('end', resolve);
+    input.once('error', reject);
+    input.once('close', () => (input.readableEnded ? resolve() : reject(failed() ?? new Error('the restore input stopped before its end'))));
+    input.unpipe();
+    input.resume();
+  });
 }
 
 /** Passes a tar stream through, failing it at the first character or block device entry. */
