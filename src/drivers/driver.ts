@@ -79,6 +79,13 @@ export interface Driver {
   estimateSize?(ctx: BackupContext): Promise<number | undefined>;
   restore(stream: Readable, ctx: RestoreContext): Promise<void>;
   /**
+   * Optional: true when `restore()` of this backup applies nothing unless its input ended cleanly
+   * — one transaction, a staging directory, a temp file — so a checksum that fails at the end of
+   * the stream leaves the destination as it was. The engine then checks only the stored bytes
+   * before restoring (the raw bytes are checked in flight) instead of decoding the archive twice.
+   */
+  restoreIsAtomic?(dumpInfo: DumpInfo, options: Record<string, unknown>): boolean;
+  /**
    * Human description of the restore destination, for the plan printed before restoring.
    * `options` are the restore options (`RestoreContext.options`, e.g. redis `mode`).
    */

@@ -147,6 +147,11 @@ export class FilesDriver implements Driver, DrillCapable {
     return { stream, done };
   }
 
+  /** Extracted into a staging directory that is moved into place only after the stream's verified end. */
+  restoreIsAtomic(): boolean {
+    return true;
+  }
+
   async restore(stream: Readable, ctx: RestoreContext): Promise<void> {
     const dest = ctx.to ?? this.options.source;
     const remote = isRemotePath(dest);

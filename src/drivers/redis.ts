@@ -298,6 +298,14 @@ export class RedisDriver implements Driver, DrillCapable {
     return this.restoreLive(stream, ctx);
   }
 
+  /**
+   * Live mode receives the whole RDB into a temp file before touching the destination. File mode
+   * stops the server first, so it is checked in full before that.
+   */
+  restoreIsAtomic(_dumpInfo: DumpInfo, options: Record<string, unknown>): boolean {
+    return restoreMode(options) === 'live';
+  }
+
   private async restoreLive(stream: Readable, ctx: RestoreContext): Promise<void> {
     const dest = this.destination(ctx.to);
     const where = describeEndpoint(dest);

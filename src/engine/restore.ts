@@ -7,7 +7,9 @@
  * its raw bytes are checked against the manifest (DESIGN §5: restore never applies bytes whose
  * checksum it has not verified). Checking only the stored bytes is not enough: a manifest whose
  * raw hash is wrong (bit rot, tampering) would be found only at the end of the second read, after
- * a client that applies statement by statement (mysql) had applied most of them. The second read,
+ * a client that applies statement by statement (mysql) had applied most of them. Drivers whose
+ * restore is atomic (`restoreIsAtomic`: one transaction, a staging directory) apply nothing until
+ * the stream's end is verified, so for them the first read checks the stored bytes only. The second read,
  * which feeds the target, is checked again in flight, so an object that changed between the two
  * reads still fails the restore — and staged restores (files) are not moved into place.
  */
@@ -144,8 +146,12 @@ export async function runRestore(job: RestoreJob): Promise<void> {
     log.info('checking the key against the archive header', { step: 'decrypt', id: m.id });
     await job.decryption.checkKey(await job.storage.read(m.archive, { signal: job.signal }), m);
   }
-  log.info('checking archive before restore', { step: 'verify', id: m.id });
-  const pre = await checkIntegrity(job.storage, m, { signal: job.signal, ...(job.decryption ? { decryption: job.decryption } : {}) });
+  // A restore that applies nothing unless its input ends verified needs only the stored bytes
+  // checked first; any other is checked down to the raw bytes before it is handed a byte.
+  const dumpInfo = { tools: m.tools, serverVersion: m.serverVersion, contents: m.contents, checks: m.checks, extra: m.extra };
+  const storedOnly = job.driver.restoreIsAtomic?.(dumpInfo, job.options ?? {}) ?? false;
+  log.info('checking archive before restore', { step: 'verify', id: m.id, ...(storedOnly ? { only: 'stored bytes; the raw bytes are checked as they are restored' } : {}) });
+  const pre = await checkIntegrity(job.storage, m, { signal: job.signal, storedOnly, ...(job.decryption ? { decryption: job.decryption } : {}) });
   if (!pre.ok) throw pre.error!;
 
   const source = await job.storage.read(m.archive, { signal: job.signal });
@@ -182,7 +188,7 @@ export async function runRestore(job: RestoreJob): Promise<void> {
       logger: log,
       to: job.to,
       options: job.options ?? {},
-      dumpInfo: { tools: m.tools, serverVersion: m.serverVersion, contents: m.contents, checks: m.checks, extra: m.extra },
+      dumpInfo,
     });
   } catch (e) {
     // An upstream failure seen before the driver's (checksum, storage) is the cause; one that the
