@@ -8,10 +8,10 @@
  * checksum it has not verified). Checking only the stored bytes is not enough: a manifest whose
  * raw hash is wrong (bit rot, tampering) would be found only at the end of the second read, after
  * a client that applies statement by statement (mysql) had applied most of them. Drivers whose
- * restore is atomic (`restoreIsAtomic`: one transaction, a staging directory) apply nothing until
- * the stream's end is verified, so for them the first read checks the stored bytes only. The second read,
- * which feeds the target, is checked again in flight, so an object that changed between the two
- * reads still fails the restore — and staged restores (files) are not moved into place.
+ * restore is atomic (`restoreIsAtomic`: a staging directory, a temp file) apply nothing until the
+ * stream's end is verified, so for them the first read checks the stored bytes only. The second
+ * read, which feeds the target, is checked again in flight, so an object that changed between the
+ * two reads still fails the restore — and staged restores (files) are not moved into place.
  */
 import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
