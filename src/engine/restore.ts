@@ -194,10 +194,13 @@ export async function runRestore(job: RestoreJob): Promise<void> {
     // An upstream failure seen before the driver's (checksum, storage) is the cause; one that the
     // driver provoked by destroying the feed (its extraction refused an entry while bytes were
     // still streaming in), or that destroying the feed below provokes, is not.
-    const upstreamFirst = firstBroke === 'upstream' ? upstreamError : undefined;
+    const driverError = toBkError(e, m.target, 'restore');
+    // A refused archive entry is the diagnosis whatever broke first (both exit 4): the archive
+    // tried to write outside its destination.
+    const upstreamFirst = firstBroke === 'upstream' && driverError.code !== 'UNSAFE_ARCHIVE' ? upstreamError : undefined;
     feed.destroy();
     await upstream;
-    throw upstreamFirst ?? toBkError(e, m.target, 'restore');
+    throw upstreamFirst ?? driverError;
   }
   await upstream;
   if (upstreamError) throw upstreamError;
