@@ -81,8 +81,9 @@ export interface Driver {
   /**
    * Optional: true when `restore()` of this backup applies nothing unless its input ended cleanly
    * — a staging directory, a temp file — so a checksum that fails at the end of the stream leaves
-   * the destination as it was. (Not PostgreSQL's single transaction: `setval` is not rolled back.) The engine then checks only the stored bytes
-   * before restoring (the raw bytes are checked in flight) instead of decoding the archive twice.
+   * the destination as it was. The engine then checks only the stored bytes before restoring (the
+   * raw bytes are checked in flight) instead of decoding the archive twice. Not PostgreSQL's single
+   * transaction: `setval` is not rolled back.
    */
   restoreIsAtomic?(dumpInfo: DumpInfo, options: Record<string, unknown>): boolean;
   /**

@@ -206,14 +206,6 @@ export class MysqlDriver implements Driver, DrillCapable {
   // ---------------------------------------------------------------------------------------------
   // check
 
-  async estimateSize(ctx: BackupContext): Promise<number | undefined> {
-    const client = await findTool('client');
-    const rows = await withOptionFile(this.conn, (file) =>
-      this.query(client, file, `SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE ${this.schemaCondition('TABLE_SCHEMA')};`, 'estimate size', { signal: ctx.signal }),
-    );
-    return Number(rows[0]?.[0]) || undefined;
-  }
-
   async check(): Promise<CheckResult[]> {
     const results: CheckResult[] = [];
     const dump = await findTool('dump').catch((e: BkError) => e);
@@ -311,6 +303,15 @@ export class MysqlDriver implements Driver, DrillCapable {
 
   // ---------------------------------------------------------------------------------------------
   // backup
+
+  /** Data and index length of the tables in scope: a generous guess of the dump's size. */
+  async estimateSize(ctx: BackupContext): Promise<number | undefined> {
+    const client = await findTool('client');
+    const rows = await withOptionFile(this.conn, (file) =>
+      this.query(client, file, `SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE ${this.schemaCondition('TABLE_SCHEMA')};`, 'estimate size', { signal: ctx.signal }),
+    );
+    return Number(rows[0]?.[0]) || undefined;
+  }
 
   async backup(ctx: BackupContext): Promise<DumpSession> {
     const log = ctx.logger;

@@ -14,8 +14,8 @@
  *    (`exclusiveCreate`: local disk) that is the whole decision. Otherwise (a plain PUT, or an S3
  *    clone that ignores If-None-Match, like s3rver) we also wait SETTLE_MS and read back: the
  *    last writer owns the lock, and everyone who reads back someone else's nonce backs off. Without
- *    an honoured condition that leaves one window — a contender whose read→write gap is longer than the
- *    settle time, e.g. a process paused mid-acquire — which conditional writes close completely.
+ *    an honoured condition that leaves one window — a contender whose read→write gap is longer
+ *    than the settle time, e.g. a process paused mid-acquire — which conditional writes close.
  *    After deleting an expired lock we always read back too: two takers could both have deleted
  *    it, and delete-then-create is not a compare-and-swap (S3 `If-Match` on PUT/DELETE would be).
  * 4. keepAlive() before each deletion renews the lease when half of it is used and fails when the

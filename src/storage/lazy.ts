@@ -30,16 +30,16 @@ export function lazyStorage(eager: EagerParts, load: () => Promise<Storage>): St
     stat: async (key: string): Promise<ObjectInfo | undefined> => (await real()).stat(key),
     list: async (prefix: string) => (await real()).list(prefix),
     delete: async (key: string) => (await real()).delete(key),
-    // Optional methods are forwarded too, else prune never sees (and never aborts) the multipart
-    // uploads a killed bk left behind. A store without incomplete writes simply has none.
-    // A store without a conditional create gets a plain write, which exclusiveCreate (absent here)
-    // tells the caller to read back.
+    // Optional methods are forwarded too. A store without a conditional create gets a plain write,
+    // which exclusiveCreate (absent here) tells the caller to read back.
     createBytes: async (key: string, data: Uint8Array) => {
       const r = await real();
       if (r.createBytes) return r.createBytes(key, data);
       await r.writeBytes(key, data);
       return true;
     },
+    // Without these prune never sees (and never aborts) the multipart uploads a killed bk left
+    // behind. A store without incomplete writes simply has none.
     listIncomplete: async (prefix: string) => (await (await real()).listIncomplete?.(prefix)) ?? [],
     abortIncomplete: async (write: IncompleteWrite) => (await real()).abortIncomplete?.(write),
   } satisfies Storage;

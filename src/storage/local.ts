@@ -80,9 +80,10 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** link(2) of a complete temp file: atomic, fails with EEXIST, never shows a half-written object. */
+  /** createBytes is link(2): exclusive on every filesystem, so a lock needs no read-back. */
   readonly exclusiveCreate = true;
 
+  /** link(2) of a complete temp file: atomic, fails with EEXIST, never shows a half-written object. */
   async createBytes(key: string, data: Uint8Array): Promise<boolean> {
     const path = this.path(key);
     let temp: string | undefined;
