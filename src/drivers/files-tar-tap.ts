@@ -15,30 +15,22 @@
  */
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import * as tar from 'tar';
 import { normalizeTarPath, TreeSummary, type TreeChecks } from './files-tree.js';
+import { TarScanner, type TarEntryReader, type TarHeader } from './tar-scan.js';
 
-const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+const FILE_TYPES = new Set(['0', '\0', '7']);
 
 export class TarTreeTap extends Transform {
   private readonly summary = new TreeSummary();
-  private readonly parser: tar.Parser;
+  private readonly scanner = new TarScanner((header) => this.onEntry(header));
   private readonly multiLinked = new Set<string>();
   private readonly linkTargets = new Map<string, { mode: number; size: number; sha256: string }>();
-  private problem?: Error;
 
   constructor() {
     super({ highWaterMark: 1 << 20 });
-    this.parser = new tar.Parser({ onReadEntry: (entry) => this.onEntry(entry) });
-    this.parser.on('warn', (code: string, message: string) => {
-      this.problem ??= new Error(`reading back the archive: ${code} ${message}`);
-    });
-    this.parser.on('error', (e: Error) => {
-      this.problem ??= e;
-    });
   }
 
-  /** node-tar is about to write `path` as a file with more than one link (see the header note). */
+  /** tar is about to write `path` as a file with more than one link (see the header note). */
   noteMultiLinked(path: string): void {
     this.multiLinked.add(normalizeTarPath(path));
   }
@@ -49,39 +41,42 @@ export class TarTreeTap extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.parser.write(chunk);
-    if (this.problem) return cb(this.problem);
+    try {
+      this.scanner.feed(chunk);
+    } catch (e) {
+      return cb(new Error(`reading back the archive: ${(e as Error).message}`));
+    }
     cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.parser.once('end', () => cb(this.problem));
-    this.parser.end();
+    const unfinished = this.scanner.unfinished();
+    cb(unfinished ? new Error(`reading back the archive: ${unfinished}`) : undefined);
   }
 
-  private onEntry(entry: tar.ReadEntry): void {
+  private onEntry(entry: TarHeader): TarEntryReader | undefined {
     const path = normalizeTarPath(entry.path);
-    const mode = entry.mode ?? 0;
+    const mode = entry.mode;
     if (FILE_TYPES.has(entry.type)) {
       const hash = createHash('sha256');
-      entry.on('data', (d: Buffer) => hash.update(d));
-      entry.on('end', () => {
-        const sha256 = hash.digest('hex');
-        const size = entry.size ?? 0;
-        if (this.multiLinked.has(path)) this.linkTargets.set(path, { mode, size, sha256 });
-        this.summary.addFile(path, mode, size, sha256);
-      });
-      return;
+      return {
+        data: (d) => hash.update(d),
+        end: () => {
+          const sha256 = hash.digest('hex');
+          if (this.multiLinked.has(path)) this.linkTargets.set(path, { mode, size: entry.size, sha256 });
+          this.summary.addFile(path, mode, entry.size, sha256);
+        },
+      };
     }
-    entry.resume();
-    if (entry.type === 'Link') {
-      const target = this.linkTargets.get(normalizeTarPath(entry.linkpath ?? ''));
-      // A link to a file outside what was archived cannot happen with node-tar; if it ever did,
-      // the digest would not match a drill and say so.
+    if (entry.type === '1') {
+      const target = this.linkTargets.get(normalizeTarPath(entry.linkpath));
+      // A link to a file outside what was archived cannot happen with tar of one tree; if it
+      // ever did, the digest would not match a drill and say so.
       if (target) this.summary.addFile(path, target.mode, target.size, target.sha256);
       else this.summary.addOther(path);
-    } else if (entry.type === 'Directory') this.summary.addDir(path, mode);
-    else if (entry.type === 'SymbolicLink') this.summary.addSymlink(path, entry.linkpath ?? '');
+    } else if (entry.type === '5') this.summary.addDir(path, mode);
+    else if (entry.type === '2') this.summary.addSymlink(path, entry.linkpath);
     else this.summary.addOther(path);
+    return undefined;
   }
 }

@@ -15,8 +15,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
-import * as tar from 'tar';
 import { BkError } from '../errors.js';
+import { TarScanner } from './tar-scan.js';
 
 export const GNU_TAR = { bin: 'tar', install: 'install GNU tar (apt-get install tar)' };
 
@@ -183,25 +183,31 @@ function drainToEnd(input: Readable, failed: () => unknown): Promise<void> {
 
 /** Passes a tar stream through, failing it at the first character or block device entry. */
 class DeviceGuard extends Transform {
-  private readonly parser = new tar.Parser({
-    onReadEntry: (entry) => {
-      if (entry.type === 'CharacterDevice' || entry.type === 'BlockDevice') {
-        this.refused ??= new BkError('UNSAFE_ARCHIVE', `archive entry refused: ${entry.path} is a device node`, {
-          step: 'extract',
-          hint: 'nothing was restored; this archive was not made by bk or was tampered with',
-        });
-      }
-      entry.resume();
-    },
+  private readonly scanner = new TarScanner((entry) => {
+    if (entry.type === '3' || entry.type === '4') {
+      this.refused ??= new BkError('UNSAFE_ARCHIVE', `archive entry refused: ${entry.path} is a device node`, {
+        step: 'extract',
+        hint: 'nothing was restored; this archive was not made by bk or was tampered with',
+      });
+    }
+    return undefined;
   });
   private refused?: BkError;
+  /** A stream the scanner cannot read is left to tar and the checksums to report. */
+  private unreadable = false;
 
   constructor() {
     super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.parser.write(chunk);
+    if (!this.unreadable) {
+      try {
+        this.scanner.feed(chunk);
+      } catch {
+        this.unreadable = true;
+      }
+    }
     cb(this.refused, this.refused ? undefined : chunk);
   }
 }
