@@ -114,7 +114,7 @@ describe('TarScanner', () => {
 
   it('refuses a header whose checksum is wrong', () => {
     const archive = Buffer.from(archives.get('gnu')!);
-    archive[10] ^= 0x20; // inside the first header's name
+    archive[10]! ^= 0x20; // inside the first header's name
     expect(() => scan(archive, 65536)).toThrow('a tar header has a wrong checksum');
   });
 });

@@ -55,10 +55,12 @@ async function peakRssOfOneBackup(source: string, repo: string): Promise<number>
 
 async function manyFiles(dir: string, count: number): Promise<void> {
   const perDir = 100;
+  // Directories first: no other await may run while a batch of writes is pending (a write failing
+  // meanwhile would be an unhandled rejection).
+  for (let d = 0; d * perDir < count; d++) await mkdir(join(dir, `d${d}`), { recursive: true });
   const batch: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
     const d = join(dir, `d${Math.floor(i / perDir)}`);
-    if (i % perDir === 0) await mkdir(d, { recursive: true });
     batch.push(writeFile(join(d, `file-with-a-longish-name-${i}.txt`), `${'x'.repeat(200)} ${i}\n`));
     if (batch.length === 256) await Promise.all(batch.splice(0));
   }
