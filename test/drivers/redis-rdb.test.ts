@@ -62,8 +62,12 @@ describe('RdbCheck', () => {
 
   it('drops the EOF marker redis-cli leaves after a diskless transfer', async () => {
     const mark = Buffer.from('x'.repeat(RDB_EOF_MARK_SIZE));
-    const { out } = await run(chunked(Buffer.concat([rdb, mark]), 7), { holdBack: RDB_EOF_MARK_SIZE, length: async () => rdb.length });
-    expect(out.equals(rdb)).toBe(true);
+    // Chunks smaller and larger than the bytes held back take different paths.
+    for (const size of [7, 50, 333, 4096]) {
+      const { out, check } = await run(chunked(Buffer.concat([rdb, mark]), size), { holdBack: RDB_EOF_MARK_SIZE, length: async () => rdb.length });
+      expect(out.equals(rdb)).toBe(true);
+      expect(check.facts?.checksum).toBe('ok');
+    }
   });
 
   it('keeps every byte of a sized transfer (no length reported)', async () => {
