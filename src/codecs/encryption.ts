@@ -20,7 +20,8 @@
  * age CLI reads passphrases only from a terminal), no key is written to a temp file or handed to a
  * child, and there is nothing extra to install.
  */
-import { Decrypter, Encrypter } from 'age-encryption';
+import type { Decrypter } from 'age-encryption';
+import { age } from '../crypto/age.js';
 import type { Duplex, Readable } from 'node:stream';
 import type { Manifest } from '../catalog/manifest.js';
 import type { EncryptionConfig } from '../config/encryption.js';
@@ -40,7 +41,7 @@ export function createEncryptionStage(cfg: EncryptionConfig): EncryptionStage {
     manifest: { kind: 'age', recipients: [...cfg.recipients], ...(cfg.passphrase !== undefined ? { passphrase: true as const } : {}) },
     ext: AGE_EXT,
     async create(): Promise<Duplex> {
-      const encrypter = new Encrypter();
+      const encrypter = new (age().Encrypter)();
       if (cfg.passphrase !== undefined) encrypter.setPassphrase(cfg.passphrase);
       else for (const r of cfg.recipients) encrypter.addRecipient(r);
       const input = new TransformStream<Uint8Array, Uint8Array>();
@@ -63,7 +64,7 @@ export function createDecryptionStage(sources: KeySources, logger?: Logger): Dec
   const decrypter = async (): Promise<{ decrypter: Decrypter; keys: LoadedKeys }> => {
     keys ??= loadKeys(sources, logger);
     const k = await keys;
-    const d = new Decrypter();
+    const d = new (age().Decrypter)();
     d.addIdentity(opened);
     for (const i of k.identities) d.addIdentity(i);
     if (k.passphrase !== undefined) d.addPassphrase(k.passphrase);

@@ -6,12 +6,12 @@
  * A target's `encryption:` replaces the default one as a whole; `encryption: false` turns a
  * default off for one target.
  */
-import { Encrypter } from 'age-encryption';
 import { z } from 'zod';
+import { age } from '../crypto/age.js';
 
 const recipient = z.string().superRefine((value, ctx) => {
   try {
-    new Encrypter().addRecipient(value);
+    new (age().Encrypter)().addRecipient(value);
   } catch (e) {
     ctx.addIssue({
       code: 'custom',

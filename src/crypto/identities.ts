@@ -14,7 +14,7 @@
  * registered as a secret, so no log line, error or JSON document can show it.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { Decrypter, identityToRecipient } from 'age-encryption';
+import { age } from './age.js';
 import { BkError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registerSecret } from '../secrets.js';
@@ -87,7 +87,7 @@ export function parseIdentities(text: string, origin: string): string[] {
     if (line === '' || line.startsWith('#')) continue;
     registerSecret(line);
     try {
-      new Decrypter().addIdentity(line);
+      new (age().Decrypter)().addIdentity(line);
     } catch {
       throw new BkError('CONFIG', `${origin}: line ${i + 1} is not an age identity`, {
         step: 'decrypt',
@@ -104,5 +104,5 @@ export function parseIdentities(text: string, origin: string): string[] {
 
 /** The public keys of identities, to compare with a manifest's recipients in messages. */
 export async function recipientsOf(identities: readonly string[]): Promise<string[]> {
-  return Promise.all(identities.map((i) => identityToRecipient(i).catch(() => '?')));
+  return Promise.all(identities.map((i) => age().identityToRecipient(i).catch(() => '?')));
 }

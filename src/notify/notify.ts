@@ -5,7 +5,6 @@
  */
 import type { BackupResult } from '../engine/backup.js';
 import type { Logger } from '../log.js';
-import { sendEmail } from './email.js';
 import type { VerifyRun } from '../ops/verify-run.js';
 import { runEvent, verifyEvent, type RunEvent } from './run-event.js';
 import type { NotificationConfig } from './schema.js';
@@ -30,7 +29,8 @@ async function send(channels: readonly NotificationConfig[], event: RunEvent, lo
       const log = logger.child({ target: event.target, step: 'notify' });
       try {
         if (n.type === 'webhook') await sendWebhook(n, event);
-        else await sendEmail(n, event);
+        // nodemailer loads only when an email is sent: importing it cost every run ~100 ms at start.
+        else await (await import('./email.js')).sendEmail(n, event);
         log.debug('notification sent', { channel: channelName(n, i), event: event.event });
       } catch (e) {
         const cause = (e as { cause?: { message?: string } }).cause?.message;
