@@ -1,6 +1,6 @@
-// Cost of the files driver's restore-test checks (content digest from a tar parser tapped onto the
-// stream, files-tar-tap.ts): node-tar's pack alone vs the driver's backup stream, each in its own
-// process, output discarded.
+// Cost of the files driver's restore-test checks (content digest from a tar scanner tapped onto the
+// stream, files-tar-tap.ts): GNU tar's stream alone vs the driver's backup stream, each in its own
+// process, output discarded. cpu is this process's only (tar's own time is not in it).
 //
 //   npm run build && node bench/files-digest.mjs [DIR]   # default: a generated tree like
 //                                                        # research/toolchain.md §4 (~400 MB)
@@ -17,15 +17,16 @@ const child = ['pack', 'backup'].includes(process.argv[2]);
 const [mode, root] = child ? process.argv.slice(2) : [undefined, process.argv[2]];
 
 async function one() {
-  const tar = await import('tar');
+  const { createTar } = await import('../dist/drivers/gnu-tar.js');
   const { FilesDriver } = await import('../dist/drivers/files.js');
   let bytes = 0;
   const count = new Transform({ transform: (c, _e, cb) => ((bytes += c.length), cb(null, c)) });
   const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
   const t0 = performance.now();
   if (mode === 'pack') {
-    const pack = tar.c({ cwd: root, portable: false, follow: false, strict: true }, ['.']);
-    await pipeline(Readable.from(pack, { objectMode: false, highWaterMark: 1 << 20 }), count, sink);
+    const tar = createTar(root, []);
+    await pipeline(tar.stream, count, sink);
+    await tar.done;
   } else {
     const quiet = { info() {}, warn() {}, error() {}, debug() {}, child() { return quiet; } };
     const s = await new FilesDriver('bench', { driver: 'files', source: root, exclude: [] }).backup({ signal: new AbortController().signal, logger: quiet });

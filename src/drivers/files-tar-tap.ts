@@ -1,17 +1,17 @@
 /**
- * A pass-through on the tar stream a files backup produces that parses it as it flows (node-tar's
- * Parser, fed the same chunks) and summarizes what is in it: counts, and each file's content
- * sha256 for the tree digest (files-tree.ts). So the checks describe the archive as written, not
- * a second look at a source that may have changed in between.
+ * A pass-through on the tar stream a files backup produces that reads it as it flows (tar-scan.ts,
+ * fed the same chunks) and summarizes what is in it: counts, and each file's content sha256 for
+ * the tree digest (files-tree.ts). So the checks describe the archive as written, not a second
+ * look at a source that may have changed in between.
  *
  * Hard links: the archive holds the first path of an inode as a file and the others as links to
  * it; restored, each is a file with the same content. The content hash of a multiply-linked file
  * is kept (only those: memory grows with hard-linked files, not with the tree) so its links can
  * be counted as the files they become.
  *
- * Cost (bench/files-digest.mjs: 20,000 small files + 250 MiB of large ones, 365 MB of tar, 2 busy
- * cores): 0.5-0.9 CPU seconds on top of node-tar's 3.6-4.3 for packing, about a sha256 pass over
- * the data plus parsing; peak RSS +8-11 MiB, not growing with the tree.
+ * Cost (CPU profile of `bk backup` of the bench tree: 40,000 files, 452 MB of tar): ~0.2 s of
+ * main-thread CPU for the scanning and the digest, plus a sha256 pass over the file contents
+ * (~0.3 s); peak RSS does not grow with the tree.
  */
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';

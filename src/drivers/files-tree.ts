@@ -10,7 +10,7 @@
  *   about content.
  *
  * The digest is a sum modulo 2^256 of each entry's sha256 (an order-independent "AdHash"), so
- * neither side has to sort or keep a list of entries: the backup sees entries in node-tar's walk
+ * neither side has to sort or keep a list of entries: the backup sees entries in tar's walk
  * order, the drill in its own readdir order, and memory stays constant. It detects changed,
  * missing and extra content; it is not a defence against someone forging a tree to match (the
  * manifest is not signed either; the stored sha256 and age's authentication cover tampering).

@@ -61,8 +61,10 @@ export function createTar(root: string, excludes: readonly string[], signal?: Ab
     GNU_TAR.bin,
     // posix (pax) format: sub-second mtimes, long names and big files without GNU extensions.
     // atime/ctime are left out: they change on every read, so two backups of an unchanged
-    // tree stay byte-identical.
-    ['--create', '--file=-', `--directory=${root}`, '--format=posix', '--pax-option=delete=atime,delete=ctime', ...excludeArgs(excludes), '.'],
+    // tree stay byte-identical. 64 KiB records (a pipe's capacity) instead of the default 10 KiB:
+    // each write reaches bk as one chunk, and per-chunk work made up much of a files backup's CPU
+    // (bench tree: 25,000 chunks of ~18 KB → 7,000 of ~64 KB). Any tar reads the result.
+    ['--create', '--file=-', `--directory=${root}`, '--format=posix', '--record-size=64K', '--pax-option=delete=atime,delete=ctime', ...excludeArgs(excludes), '.'],
     { stdio: ['ignore', 'pipe', 'pipe'], signal },
   );
   let stderr = '';
