@@ -374,13 +374,19 @@ export class MysqlDriver implements Driver, DrillCapable {
 
       const scanner = new DumpScanner();
       const stdout = sub.stdout!;
+      // Users and grants follow the dump once the tool has succeeded (settled below, from `verified`).
+      let settleSuffix!: { resolve: (sql: string) => void; reject: (e: unknown) => void };
+      const suffix = new Promise<string>((resolve, reject) => (settleSuffix = { resolve, reject }));
+      suffix.catch(() => undefined); // also rejected through `done`; the tap may never flush
+      const stream = new DumpTap(scanner, suffix);
       /** Set when the consumer destroyed the stream before the tool finished (a storage failed). */
       const abandoned: { error?: unknown } = {};
       // Settles once the tool has exited and every byte of its output went through the scanner.
       const verified = (async () => {
         let result;
         try {
-          [result] = await Promise.all([sub, finished(stdout)]);
+          // The tap, not stdout's end: a slow consumer leaves the last chunks unscanned after it.
+          [result] = await Promise.all([sub, finished(stdout), stream.scanned]);
         } catch (e) {
           // Killed below because the backup's output failed: that failure is the cause, not the kill.
           if (abandoned.error instanceof BkError) throw abandoned.error;
@@ -401,9 +407,10 @@ export class MysqlDriver implements Driver, DrillCapable {
       })();
       verified.catch(() => undefined);
 
-      const suffix = verified.then(() => users?.sql ?? '');
-      suffix.catch(() => undefined); // also rejected through `done`; the tap may never flush
-      const stream = new DumpTap(scanner, suffix);
+      verified.then(
+        () => settleSuffix.resolve(users?.sql ?? ''),
+        (e: unknown) => settleSuffix.reject(e),
+      );
       stdout.on('error', (e) => stream.destroy(e));
       stdout.pipe(stream);
       // If the consumer goes away, stop the tool instead of leaving it blocked on a full pipe.
@@ -777,11 +784,20 @@ function refuseSwitch(line: LineKind, target: string): void {
  * the tool has succeeded; fails instead of ending when it did not.
  */
 class DumpTap extends Transform {
+  /** Resolves once every byte went through the scanner; rejects if the stream closed before. */
+  readonly scanned: Promise<void>;
+  private markScanned!: () => void;
+
   constructor(
     private readonly scanner: DumpScanner,
     private readonly suffix: Promise<string>,
   ) {
     super({ highWaterMark: 1 << 20 });
+    this.scanned = new Promise<void>((resolve, reject) => {
+      this.markScanned = resolve;
+      this.once('close', () => reject(new Error('the dump stream was closed before its end')));
+    });
+    this.scanned.catch(() => undefined);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -790,6 +806,7 @@ class DumpTap extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
+    this.markScanned();
     this.suffix.then(
       (s) => cb(null, s ? Buffer.from(s) : undefined),
       (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))),

@@ -7,7 +7,8 @@ import { execa } from 'execa';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -370,6 +371,18 @@ describe('mysql driver', () => {
     const lengths = await db.query("SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app'");
     expect(estimate).toBe(Number(lengths));
     expect(estimate).toBeGreaterThan(0);
+  });
+
+  it('gives a slow reader the whole dump: the completeness check waits for the last bytes to pass', async () => {
+    // It once ran when the tool's output ended, while the last chunks still sat unscanned in front
+    // of a slow consumer (a stalling upload), and failed good dumps as "cut short".
+    const driver = new MysqlDriver('bulk', mysqlOptionsSchemaFor.mysql.parse({ driver: 'mysql', host: '127.0.0.1', port: db.port, user: 'bk', password: PASSWORD, database: 'bulk' }));
+    const session = await driver.backup({ signal: new AbortController().signal, logger: silentLogger });
+    let chunks = 0;
+    const slow = new Writable({ highWaterMark: 1024, write: (_c, _e, cb) => void setTimeout(cb, ++chunks % 20 === 0 ? 10 : 0) });
+    await pipeline(session.stream, slow);
+    const info = await session.done;
+    expect(info.checks).toMatchObject({ tables: { big: 60000 } });
   });
 
   it('runs a restore drill: a temp database whose inspection equals the manifest checks, dropped afterwards', async () => {
