@@ -1,7 +1,7 @@
 /**
  * The backup pipeline (DESIGN §5 "stream, never stage"):
  *
- *   driver stream → sha256(raw) → gate → compress → [encrypt] → sha256(stored) → fan-out → storages
+ *   driver stream → coalesce → sha256(raw) → gate → compress → [encrypt] → sha256(stored) → fan-out → storages
  *
  * The gate holds back the end of the stream until the dump tool has exited successfully, so a tool
  * that fails after writing all its output still fails every storage write: no archive object is
@@ -18,6 +18,7 @@ import type { Driver, DumpInfo } from '../drivers/driver.js';
 import { BkError, toBkError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StorageError, type Storage } from '../storage/storage.js';
+import { Coalesce } from './coalesce.js';
 import { FanOut } from './fan-out.js';
 
 /** An encryption stage, supplied by the caller when the target is encrypted. */
@@ -160,7 +161,7 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
     ),
   );
 
-  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | Duplex)[] = [session.stream, raw, gateOn(dumpDone)];
+  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | Duplex)[] = [session.stream, new Coalesce(), raw, gateOn(dumpDone)];
   const compressor = createCompressor(job.compression, { level: job.compressionLevel });
   if (compressor) stages.push(compressor);
   try {
