@@ -242,7 +242,6 @@ function withSlash(p: string): string {
   return p.endsWith('/') ? p : `${p}/`;
 }
 
-
 /** Paths (relative, as tar names them) of regular files with more than one link. */
 async function multiLinkedFiles(root: string, signal: AbortSignal): Promise<string[]> {
   const res = await execa('find', ['.', '-xdev', '-type', 'f', '-links', '+1', '-print0'], { cwd: root, cancelSignal: signal, reject: false, stripFinalNewline: false });
