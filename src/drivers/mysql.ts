@@ -374,11 +374,8 @@ export class MysqlDriver implements Driver, DrillCapable {
 
       const scanner = new DumpScanner();
       const stdout = sub.stdout!;
-      // Users and grants follow the dump once the tool has succeeded (settled below, from `verified`).
-      let settleSuffix!: { resolve: (sql: string) => void; reject: (e: unknown) => void };
-      const suffix = new Promise<string>((resolve, reject) => (settleSuffix = { resolve, reject }));
-      suffix.catch(() => undefined); // also rejected through `done`; the tap may never flush
-      const stream = new DumpTap(scanner, suffix);
+      // Users and grants follow the dump once the tool has succeeded; asked for at the tap's end.
+      const stream = new DumpTap(scanner, () => verified.then(() => users?.sql ?? ''));
       /** Set when the consumer destroyed the stream before the tool finished (a storage failed). */
       const abandoned: { error?: unknown } = {};
       // Settles once the tool has exited and every byte of its output went through the scanner.
@@ -407,10 +404,6 @@ export class MysqlDriver implements Driver, DrillCapable {
       })();
       verified.catch(() => undefined);
 
-      verified.then(
-        () => settleSuffix.resolve(users?.sql ?? ''),
-        (e: unknown) => settleSuffix.reject(e),
-      );
       stdout.on('error', (e) => stream.destroy(e));
       stdout.pipe(stream);
       // If the consumer goes away, stop the tool instead of leaving it blocked on a full pipe.
@@ -790,7 +783,7 @@ class DumpTap extends Transform {
 
   constructor(
     private readonly scanner: DumpScanner,
-    private readonly suffix: Promise<string>,
+    private readonly suffix: () => Promise<string>,
   ) {
     super({ highWaterMark: 1 << 20 });
     this.scanned = new Promise<void>((resolve, reject) => {
@@ -807,7 +800,7 @@ class DumpTap extends Transform {
 
   override _flush(cb: TransformCallback): void {
     this.markScanned();
-    this.suffix.then(
+    this.suffix().then(
       (s) => cb(null, s ? Buffer.from(s) : undefined),
       (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))),
     );

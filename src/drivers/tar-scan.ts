@@ -26,7 +26,9 @@ export interface TarEntryReader {
 
 const BLOCK = 512;
 
-type State = { kind: 'header' } | { kind: 'body'; left: number; pad: number; reader?: TarEntryReader; meta?: Buffer[] } | { kind: 'done' };
+/** A body is an entry's content (handed to its reader) or a pax/GNU record (`meta`: its type flag and bytes). */
+type Body = { kind: 'body'; left: number; pad: number; reader?: TarEntryReader; meta?: { type: string; parts: Buffer[] } };
+type State = { kind: 'header' } | Body | { kind: 'done' };
 
 export class TarScanner {
   private state: State = { kind: 'header' };
@@ -36,7 +38,6 @@ export class TarScanner {
   /** pax/GNU records that apply to the next entry, and the global pax records. */
   private next: Record<string, string> = {};
   private global: Record<string, string> = {};
-  private metaKind = '';
 
   /** `onEntry` returns a reader for the entry's content, or nothing to skip it. */
   constructor(private readonly onEntry: (header: TarHeader) => TarEntryReader | undefined) {}
@@ -62,7 +63,7 @@ export class TarScanner {
         const take = Math.min(s.left, chunk.length - i);
         const part = chunk.subarray(i, i + take);
         s.reader?.data(part);
-        s.meta?.push(Buffer.from(part));
+        s.meta?.parts.push(Buffer.from(part));
         s.left -= take;
         i += take;
         if (s.left === 0 && s.pad === 0) this.endBody(s);
@@ -95,9 +96,8 @@ export class TarScanner {
     const type = String.fromCharCode(h[156]!);
     const size = readNumber(h, 124, 12);
     if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      this.metaKind = type;
-      if (size === 0) this.applyMeta(Buffer.alloc(0));
-      else this.state = { kind: 'body', left: size, pad: padding(size), meta: [] };
+      if (size === 0) this.applyMeta(type, Buffer.alloc(0));
+      else this.state = { kind: 'body', left: size, pad: padding(size), meta: { type, parts: [] } };
       return;
     }
     const rec = { ...this.global, ...this.next };
@@ -117,16 +117,16 @@ export class TarScanner {
     else this.state = { kind: 'body', left: header.size, pad: padding(header.size), reader };
   }
 
-  private endBody(s: Extract<State, { kind: 'body' }>): void {
+  private endBody(s: Body): void {
     this.state = { kind: 'header' };
-    if (s.meta) this.applyMeta(Buffer.concat(s.meta));
+    if (s.meta) this.applyMeta(s.meta.type, Buffer.concat(s.meta.parts));
     else s.reader?.end();
   }
 
-  private applyMeta(body: Buffer): void {
-    if (this.metaKind === 'L') this.next.path = cString(body);
-    else if (this.metaKind === 'K') this.next.linkpath = cString(body);
-    else Object.assign(this.metaKind === 'g' ? this.global : this.next, parsePax(body));
+  private applyMeta(type: string, body: Buffer): void {
+    if (type === 'L') this.next.path = cString(body);
+    else if (type === 'K') this.next.linkpath = cString(body);
+    else Object.assign(type === 'g' ? this.global : this.next, parsePax(body));
   }
 }
 

@@ -1,12 +1,12 @@
 /**
  * Joins small chunks into ones of at least 64 KiB. Dump tools write in small pieces (mariadb-dump
- * ~6 KB, pg_dump's plain SQL ~13 KB, tar 10 KiB records), and every chunk costs a trip through
- * each stage after this one and a write syscall into the compressor's pipe. Bench MariaDB dump:
- * ~90,000 chunks in, ~9,000 out. Chunks already large pass through without a copy.
+ * ~6 KB, pg_dump's plain SQL ~13 KB), and every chunk costs a trip through each stage after this
+ * one and a write syscall into the compressor's pipe. Bench MariaDB dump: ~90,000 chunks in,
+ * ~9,000 out. Chunks already large pass through without a copy.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 
-export const COALESCE_BYTES = 64 * 1024;
+const COALESCE_BYTES = 64 * 1024;
 
 export class Coalesce extends Transform {
   private pending: Buffer[] = [];
