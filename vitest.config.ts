@@ -8,5 +8,6 @@ export default defineConfig({
     // Integration tests start their own servers; two cores do not gain from more workers.
     maxWorkers: 2,
     pool: 'forks',
+    globalSetup: ['test/harness/global-setup.ts'],
   },
 });

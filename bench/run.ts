@@ -7,7 +7,7 @@
  *   BENCH_SCALE   data size factor (1 = ≥ 500 MB PostgreSQL and MariaDB dumps, 1 M Redis keys,
  *                 40,000 files); 0.1 gives a quick smoke run.
  *   BENCH_ROUNDS  rounds per case (default 3).
- *   BENCH_ONLY    comma list of sections: pg,mysql,redis,files,s3,restore,rss,cli
+ *   BENCH_ONLY    comma list of sections: pg,mysql,redis,files,s3,restore,rss,cli,list
  */
 import { execa } from 'execa';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,6 +15,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startMariadb, startPostgres, startRedis, startS3, makeTmpDir, rmrf } from '../test/harness/index.js';
 import { cleanEnv } from '../test/harness/env.js';
+import { writeManyManifests } from '../test/retention/synthetic.js';
+import { S3Storage } from '../src/storage/s3.js';
+import { s3OptionsSchema } from '../src/storage/s3-config.js';
 import { generateFiles, seedMariadb, seedPostgres, seedRedis } from './seed.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -154,6 +157,30 @@ async function main(): Promise<void> {
 
   if (wanted('cli')) {
     await compare('cli', [{ name: 'bk --help', run: () => timed(['node', BK, '--help'], {}) }], 'bk --help');
+  }
+
+  if (wanted('list')) {
+    // The catalog of a target backed up hourly for six weeks, in S3: listed whole, every manifest read.
+    const s3 = await startS3({ buckets: ['bench'] });
+    try {
+      const offsite = { type: 's3', bucket: 'bench', prefix: 'many', endpoint: s3.endpoint, region: s3.region, access_key_id: s3.accessKeyId, secret_access_key: s3.secretAccessKey };
+      await writeManyManifests(new S3Storage('offsite', s3OptionsSchema.parse(offsite)), 'db', 1000);
+      const cfg = await bkConfig(work, 'list', {}, { offsite });
+      // Cold: a machine that never listed this storage (empty manifest cache); warm: the next run.
+      const cold = join(work, 'cache-cold');
+      const warm = { BK_CACHE_DIR: join(work, 'cache-warm') };
+      await execa('node', [BK, '-c', cfg, '--json', 'list'], { env: cleanEnv(warm), extendEnv: false });
+      await compare(
+        'catalog in S3 (s3rver on this machine)',
+        [
+          { name: 'bk list, 1,000 backups (cold cache)', run: () => timed(['node', BK, '-c', cfg, '--json', 'list'], { BK_CACHE_DIR: cold }), cleanup: () => rm(cold, { recursive: true, force: true }) },
+          { name: 'bk list, 1,000 backups', run: () => timed(['node', BK, '-c', cfg, '--json', 'list'], warm) },
+        ],
+        'bk list, 1,000 backups (cold cache)',
+      );
+    } finally {
+      await s3.stop();
+    }
   }
 
   if (wanted('pg') || wanted('restore') || wanted('s3') || wanted('rss')) {

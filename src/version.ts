@@ -1,10 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { INSTALLATION } from './install-root.js';
 
 /** bk's own version, from package.json (recorded in every manifest). */
-export const BK_VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
+export const BK_VERSION: string = INSTALLATION?.version ?? '0.0.0';

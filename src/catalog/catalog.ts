@@ -1,9 +1,12 @@
 /**
  * The catalog is the storage listing: a backup exists iff its manifest does (DESIGN §4). No local
- * state, so `bk list` works from a fresh machine with only the config.
+ * state, so `bk list` works from a fresh machine with only the config. Manifests already read from
+ * a storage that tags its objects (S3) come from a local cache, for the very objects listed
+ * (manifest-cache.ts).
  */
 import { toBkError } from '../errors.js';
 import { MANIFEST_SUFFIX, parseManifest, type StoredBackup } from './manifest.js';
+import { ManifestCache } from './manifest-cache.js';
 import type { Storage } from '../storage/storage.js';
 import { mapLimit } from '../util/concurrency.js';
 
@@ -35,12 +38,14 @@ export async function listBackups(storage: Storage, target?: string): Promise<Ca
   });
   const problems: CatalogProblem[] = [];
   const backups: StoredBackup[] = [];
+  const cache = manifests.some((o) => o.etag) ? await ManifestCache.open(storage.location, target ?? '') : undefined;
   await mapLimit(manifests, MANIFEST_READ_CONCURRENCY, async (o) => {
     const [dir, file] = o.key.split('/') as [string, string];
     const id = file.slice(0, -MANIFEST_SUFFIX.length);
+    const cached = o.etag ? cache?.get(o.key, o.etag, o.size) : undefined;
     let bytes: Buffer;
     try {
-      bytes = await storage.readBytes(o.key);
+      bytes = cached ?? (await storage.readBytes(o.key));
     } catch (e) {
       problems.push({ storage: storage.name, key: o.key, error: (e as Error).message });
       return;
@@ -56,8 +61,10 @@ export async function listBackups(storage: Storage, target?: string): Promise<Ca
       problems.push({ storage: storage.name, key: o.key, error: 'manifest does not match its location' });
       return;
     }
+    if (o.etag && !cached) cache?.put(o.key, o.etag, bytes);
     backups.push({ manifest: m, storage: storage.name });
   });
+  await cache?.save();
   // Oldest first by finish time: ids order by the second only (their suffix is random).
   backups.sort((a, b) => a.manifest.finishedAt.localeCompare(b.manifest.finishedAt) || a.manifest.id.localeCompare(b.manifest.id));
   return { backups, problems };

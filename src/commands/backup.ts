@@ -111,8 +111,10 @@ export async function backupTarget(
     const driver = driverFor(target);
     return await runTarget(run, async (signal) => {
       // S3 sizes its upload parts from this, so an archive that outgrew 10,000 default parts fits.
-      const expectedSize = await expectedArchiveSize(ctx, name, storages, driver, signal);
-      const progress = startProgress(ctx.interactive && !ctx.quiet, `backing up ${name}`);
+      // Found out only when a storage asks, once, while the dump starts.
+      let sizing: Promise<number | undefined> | undefined;
+      const expectedSize = () => (sizing ??= expectedArchiveSize(ctx, name, storages, driver, signal));
+      const progress = await startProgress(ctx.interactive && !ctx.quiet, `backing up ${name}`);
       const result = await runBackup({
         target: name,
         driver,

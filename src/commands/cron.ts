@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { configuredTargets, type Context } from '../app/context.js';
 import { BkError, ExitCode } from '../errors.js';
+import { INSTALLATION } from '../install-root.js';
 import { render } from '../output/render.js';
 import { crontab, supervisord, systemdDaemon, systemdUnits, type Entries, type Invocation } from '../ops/service-entries.js';
 import { DURATION_HINT, parseDuration } from '../time/duration.js';
@@ -73,8 +73,8 @@ function installHint(flags: CronFlags, entries: Entries): string[] {
   return [`then: systemctl daemon-reload && systemctl enable --now ${units.join(' ')}`];
 }
 
-/** bin/bk.js of this installation (dist/commands/cron.js → ../../bin/bk.js). */
+/** bin/bk.js of this installation. */
 function bkScript(): string {
-  const script = fileURLToPath(new URL('../../bin/bk.js', import.meta.url));
-  return existsSync(script) ? script : resolve(process.argv[1] ?? 'bk');
+  const script = INSTALLATION ? join(INSTALLATION.root, 'bin', 'bk.js') : undefined;
+  return script && existsSync(script) ? script : resolve(process.argv[1] ?? 'bk');
 }

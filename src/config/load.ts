@@ -6,7 +6,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { cosmiconfig } from 'cosmiconfig';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { BkError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -33,6 +32,9 @@ export async function findConfigFile(explicit: string | undefined, env: NodeJS.P
   // interpolation behave the same for every path. A loader returning undefined marks the file
   // "empty", which with ignoreEmptySearchPlaces: false still ends the search there (returning
   // null, as before, made cosmiconfig skip every file and never find one).
+  // Imported here: a run given its config (--config, BK_CONFIG) does not load it (10 ms). Through
+  // `default` (module.exports), which a CommonJS package has both bundled and not.
+  const { cosmiconfig } = (await import('cosmiconfig')).default;
   const locate = () => undefined;
   const explorer = cosmiconfig('backup', {
     searchPlaces: CONFIG_NAMES,

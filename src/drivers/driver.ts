@@ -81,9 +81,10 @@ export interface Driver {
   /**
    * Optional: true when `restore()` of this backup applies nothing unless its input ended cleanly
    * — a staging directory, a temp file — so a checksum that fails at the end of the stream leaves
-   * the destination as it was. The engine then checks only the stored bytes before restoring (the
-   * raw bytes are checked in flight) instead of decoding the archive twice. Not PostgreSQL's single
-   * transaction: `setval` is not rolled back.
+   * the destination as it was. The engine then checks the stored and raw bytes in flight only,
+   * instead of reading and decoding the archive once before restoring. The engine's checksum holds
+   * back the stream's last chunk until it is verified, so a tool that commits once it has read all
+   * it needs (pg_restore in one transaction) cannot commit a damaged archive either.
    */
   restoreIsAtomic?(dumpInfo: DumpInfo, options: Record<string, unknown>): boolean;
   /**

@@ -115,11 +115,14 @@ export class FilesDriver implements Driver, DrillCapable {
       throw new BkError('SOURCE', `source ${root} is not a directory`, { target: this.target, step: 'dump', hint: 'check the source path in the config' });
     }
 
+    // Asked now, not after the dump, where it would add a process start to every backup's end.
+    const tarVersion = toolVersion(GNU_TAR.bin);
     // Reads back the tar as it is produced: counts and content digest for restore drills.
     const tree = new TarTreeTap();
     // The archive names only the first path of a hard-linked inode; the tap keeps the content
     // hash of those few files so their other paths can be counted as the files they restore to.
-    for (const rel of await multiLinkedFiles(root, ctx.signal)) tree.noteMultiLinked(rel);
+    // Found while tar runs, not before it.
+    tree.learnMultiLinked(multiLinkedFiles(root, ctx.signal));
     const tar = createTar(root, this.options.exclude, ctx.signal);
     const stream = tar.stream.pipe(tree);
     // pipe() does not pass a downstream teardown (a failed storage) upstream: stop tar here.
@@ -137,7 +140,7 @@ export class FilesDriver implements Driver, DrillCapable {
         throw e instanceof BkError ? e.at(this.target, 'dump') : new BkError('SOURCE', `reading the source failed: ${(e as Error).message}`, { target: this.target, step: 'dump', cause: e });
       }
       return {
-        tools: [{ name: 'tar', version: (await toolVersion(GNU_TAR.bin)) ?? 'unknown' }],
+        tools: [{ name: 'tar', version: (await tarVersion) ?? 'unknown' }],
         // Absolute, so a restore without --to from another directory finds the same place.
         contents: [this.remote ? this.options.source : resolve(this.options.source)],
         checks: { ...tree.result() },

@@ -8,14 +8,15 @@
  * removed when the tool has exited (research/semantics.md §5.3). MYSQL_PWD and BK_MYSQL_PASSWORD
  * are removed from every child's environment for the same reason.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { makeOwnedDir } from '../util/owned-dir.js';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { BkError } from '../errors.js';
 import { execa } from 'execa';
 import { childEnv, runTool, type ToolSpec } from '../util/exec.js';
+import { onPath } from '../util/on-path.js';
 
 /** Children get bk's environment without secrets (MYSQL_PWD, BK_MYSQL_PASSWORD, ${VAR} passwords). */
 export { childEnv };
@@ -55,23 +56,6 @@ export interface Connection {
 const INSTALL = 'install the MariaDB or MySQL client tools (apt-get install mariadb-client, or mysql-client)';
 const DUMP_NAMES = ['mariadb-dump', 'mysqldump'];
 const CLIENT_NAMES = ['mariadb', 'mysql'];
-
-/** Absolute path of the first of `names` on PATH. */
-export function onPath(names: readonly string[]): string | undefined {
-  for (const name of names) {
-    for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-      if (!dir) continue;
-      const p = join(dir, name);
-      try {
-        accessSync(p, constants.X_OK);
-        if (statSync(p).isFile()) return p;
-      } catch {
-        /* next */
-      }
-    }
-  }
-  return undefined;
-}
 
 const found = new Map<string, Promise<ClientTool>>();
 

@@ -22,6 +22,8 @@ import { redact, redactUrl, registerSecret } from '../secrets.js';
 import { shellQuote } from '../codecs/compression.js';
 import { toolError } from '../util/exec.js';
 import { withDatabase } from '../util/url.js';
+import { onPath } from '../util/on-path.js';
+import { withStdoutBuffer } from '../util/stdout-buffer.js';
 import type { BackupContext, CheckResult, DrillCapable, Driver, DumpInfo, DumpSession, RestoreCheckData, RestoreContext, RestoreDrill } from './driver.js';
 import {
   childEnv,
@@ -29,7 +31,6 @@ import {
   findTool,
   ident,
   literal,
-  onPath,
   runQuery,
   versionAtLeast,
   withMysqlHint,
@@ -360,8 +361,10 @@ export class MysqlDriver implements Driver, DrillCapable {
         ...(this.layout === 'single-database' ? ['--', databases[0]!] : ['--databases', '--', ...databases]),
       ];
       log.info('dumping', { step: 'dump', tool: dump.name, databases, binlog: binlog.args.length > 0 });
-      const sub = execa(dump.path, args, {
-        env: childEnv(),
+      const env = childEnv();
+      const command = withStdoutBuffer(dump.path, args, env);
+      const sub = execa(command.file, command.args, {
+        env,
         extendEnv: false,
         stdin: 'ignore',
         buffer: { stdout: false, stderr: true },

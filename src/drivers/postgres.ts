@@ -31,6 +31,7 @@ import { makeOwnedDir } from '../util/owned-dir.js';
 import { redactUrl, registerSecret } from '../secrets.js';
 import { feedChild } from '../util/feed-child.js';
 import { runTool, toolError, toolVersion, type ToolSpec } from '../util/exec.js';
+import { withStdoutBuffer } from '../util/stdout-buffer.js';
 import { withDatabase } from '../util/url.js';
 import type {
   BackupContext,
@@ -248,11 +249,18 @@ export class PostgresDriver implements Driver, DrillCapable {
   }
 
   private async dumpDatabase(ctx: BackupContext, creds: ChildCredentials): Promise<DumpSession> {
-    const pgDumpVersion = await this.requireTool('pg_dump', 'dump');
+    // The version check and the snapshot session start together: each costs a process start.
+    const versionCheck = this.requireTool('pg_dump', 'dump');
+    versionCheck.catch(() => undefined);
     const session = PsqlSession.open(this.tools.psql, conninfoFor(this.conn, this.database), { env: creds.env, signal: ctx.signal, target: this.target, step: 'connect' });
+    let pgDumpVersion: string;
     let facts: { snapshot: string; database: string; serverVersion: string; serverVersionNum: number; encoding: string };
     try {
-      facts = parseJsonLine(await session.query(OPEN_SNAPSHOT)) as typeof facts;
+      const opening = session.query(OPEN_SNAPSHOT);
+      opening.catch(() => undefined);
+      // A missing pg_dump is reported before any connection problem.
+      pgDumpVersion = await versionCheck;
+      facts = parseJsonLine(await opening) as typeof facts;
       if (versionRank(pgDumpVersion) < serverRank(facts.serverVersionNum)) {
         throw new BkError('TOOL_FAILED', `pg_dump ${versionNumber(pgDumpVersion)} cannot dump PostgreSQL ${facts.serverVersion}`, {
           target: this.target,
@@ -277,7 +285,8 @@ export class PostgresDriver implements Driver, DrillCapable {
       `--dbname=${conninfoFor(this.conn, facts.database)}`,
     ];
     ctx.logger.info('dumping database', { step: 'dump', database: facts.database, server: this.server, format: this.format });
-    const dump = execa(this.tools.pg_dump.bin, args, {
+    const command = withStdoutBuffer(this.tools.pg_dump.bin, args, creds.env);
+    const dump = execa(command.file, command.args, {
       env: creds.env,
       extendEnv: false,
       stdin: 'ignore',
@@ -396,9 +405,10 @@ export class PostgresDriver implements Driver, DrillCapable {
     }
     const dest = this.destination(ctx.to, ctx.dumpInfo);
     const creds = await childCredentials(dest.conn.password);
+    let created = false;
     try {
       if (globals) return await this.restoreGlobals(stream, dest, creds.env, ctx);
-      await this.ensureDatabase(dest, creds.env, ctx);
+      created = await this.ensureDatabase(dest, creds.env, ctx);
       const where = { database: dest.database, server: describeServer(dest.conn.params), format, elsewhere: dest.elsewhere };
       if (format === 'plain') {
         ctx.logger.info('restoring with psql', { step: 'restore', ...where });
@@ -431,9 +441,28 @@ export class PostgresDriver implements Driver, DrillCapable {
         return;
       }
       await this.restoreParallel(stream, [`--jobs=${jobs}`, ...args], creds.env, ctx, where);
+    } catch (e) {
+      // A failed restore leaves nothing behind, not even the empty database it made.
+      if (created) await this.dropCreatedDatabase(dest, creds.env, ctx.logger);
+      throw e;
     } finally {
       await creds.dispose();
     }
+  }
+
+  /**
+   * A custom archive restored by pg_restore is atomic: in one transaction that commits only after
+   * the last data block, which ends at the archive's last byte (the engine's checksum holds that
+   * byte back until the archive is verified), or staged whole to a file first (--jobs). Sequence
+   * values (setval, not transactional) are set after the table data, so after that last block too,
+   * and --clean recreates each sequence inside the transaction. Plain SQL is not atomic: large
+   * objects bring their own BEGIN/COMMIT. Nor are globals.
+   */
+  restoreIsAtomic(dumpInfo: DumpInfo): boolean {
+    const extra = dumpInfo.extra ?? {};
+    const globals = extra.kind === undefined ? this.options.globals : extra.kind === 'globals';
+    const format = extra.format === 'plain' || extra.format === 'custom' ? extra.format : this.format;
+    return !globals && format === 'custom';
   }
 
   /**
@@ -468,7 +497,12 @@ export class PostgresDriver implements Driver, DrillCapable {
     await feeding;
   }
 
-  /** Runs a restore tool with `source` on its stdin; rejects on the tool's failure or the source's. */
+  /**
+   * Runs a restore tool with `source` on its stdin; rejects on the tool's failure or the source's.
+   * psql exits 0 at a `\q` in its input, leaving the rest (and a wrapping COMMIT) unread: so its
+   * input ends with an `\echo` of a word made for this run, and only psql printing it last proves it
+   * read everything. (pg_restore reads an archive that says itself where it ends.)
+   */
   private async applyStream(
     tool: ToolSpec,
     args: string[],
@@ -477,17 +511,24 @@ export class PostgresDriver implements Driver, DrillCapable {
     ctx: RestoreContext,
     framing: { prefix?: string; suffix?: string } = {},
   ): Promise<void> {
+    const endMark = tool === this.tools.psql ? `bk-input-end-${randomBytes(8).toString('hex')}` : undefined;
     const child = execa(tool.bin, args, {
       env,
       extendEnv: false,
       stdin: 'pipe',
-      stdout: 'ignore',
-      buffer: { stderr: true },
+      stdout: 'pipe',
+      buffer: { stdout: false, stderr: true },
       cancelSignal: ctx.signal,
       forceKillAfterDelay: 5000,
     });
+    // Query results a dump prints (set_config, setval) are dropped; only the last bytes matter.
+    let printedTail = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      printedTail = (printedTail + d.toString('utf8')).slice(-256);
+    });
     let sourceError: unknown;
-    const fed = feedChild(source, child.stdin!, { ...framing, kill: () => child.kill('SIGKILL') }).catch((e: unknown) => {
+    const suffix = endMark ? `${framing.suffix ?? ''}\n\\echo ${endMark}\n` : framing.suffix;
+    const fed = feedChild(source, child.stdin!, { ...framing, suffix, kill: () => child.kill('SIGKILL') }).catch((e: unknown) => {
       sourceError = e;
     });
     try {
@@ -499,13 +540,22 @@ export class PostgresDriver implements Driver, DrillCapable {
     // The tool finished; the source is read to its end so its checksum check still runs.
     await fed;
     if (sourceError !== undefined) throw sourceError;
+    if (endMark && !printedTail.trimEnd().endsWith(endMark)) {
+      throw new BkError('TOOL_FAILED', `${tool.bin} exited 0 before it had read the whole dump, so the restore is incomplete`, {
+        target: this.target,
+        step: 'restore',
+        hint: framing.suffix
+          ? 'nothing was committed (the transaction bk wraps around the dump ended with the session); look for a \\q in the dump'
+          : 'only the statements before that point ran; look for a \\q in the dump',
+      });
+    }
   }
 
-  /** Connects to the destination database, creating it from the maintenance database when missing. */
-  private async ensureDatabase(dest: Destination, env: NodeJS.ProcessEnv, ctx: { signal: AbortSignal; logger: BackupContext['logger'] }): Promise<void> {
+  /** Connects to the destination database, creating it from the maintenance database when missing; true when it did. */
+  private async ensureDatabase(dest: Destination, env: NodeJS.ProcessEnv, ctx: { signal: AbortSignal; logger: BackupContext['logger'] }): Promise<boolean> {
     try {
       await runTool(this.tools.psql, ['-X', '-A', '-t', '-q', '--no-password', `--dbname=${conninfoFor(dest.conn, dest.database)}`, '-c', 'SELECT 1'], { target: this.target, step: 'connect', env, signal: ctx.signal }, { extendEnv: false });
-      return;
+      return false;
     } catch (e) {
       if (!(e instanceof BkError) || !/database ".*" does not exist/.test(e.toolOutput ?? '')) throw this.explain(e, 'connect', dest.conn);
     }
@@ -528,6 +578,28 @@ export class PostgresDriver implements Driver, DrillCapable {
       });
     }
     ctx.logger.info('created database', { step: 'create database', database: dest.database, server: describeServer(dest.conn.params) });
+    return true;
+  }
+
+  /** Drops `database` through the maintenance database, ending its sessions (no signal: cleanup runs even when interrupted). */
+  private async dropDatabase(conn: PgConnection, database: string, env: NodeJS.ProcessEnv, step: string): Promise<void> {
+    await runTool(
+      this.tools.psql,
+      ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-v', `db=${database}`, `--dbname=${conninfoFor(conn, this.options.maintenance_db)}`],
+      { target: this.target, step, env, input: DROP_DATABASE },
+      { extendEnv: false },
+    );
+  }
+
+  /** Drops the database this restore created; a failure to do so is reported, not thrown over the restore's own error. */
+  private async dropCreatedDatabase(dest: Destination, env: NodeJS.ProcessEnv, logger: BackupContext['logger']): Promise<void> {
+    try {
+      // An interrupted restore still takes back its empty database.
+      await this.dropDatabase(dest.conn, dest.database, env, 'drop created database');
+      logger.info('dropped the database this restore created', { step: 'restore', database: dest.database });
+    } catch (e) {
+      logger.warn(`the restore failed and the database it created was left behind: ${this.explain(e, 'drop created database', dest.conn).describe()}`, { step: 'restore', database: dest.database });
+    }
   }
 
   async prepareDrill(ctx: { signal: AbortSignal; logger: BackupContext['logger']; options: Record<string, unknown> }): Promise<RestoreDrill> {
@@ -562,14 +634,7 @@ export class PostgresDriver implements Driver, DrillCapable {
           return { tables: parseCounts(out.split('\n')) };
         }),
       dispose: async () =>
-        this.withCredentials(conn.password, async (env) => {
-          await runTool(
-            this.tools.psql,
-            ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-v', `db=${name}`, `--dbname=${conninfoFor(conn, this.options.maintenance_db)}`],
-            { target: this.target, step: 'restore test cleanup', env, input: DROP_DATABASE },
-            { extendEnv: false },
-          );
-        }),
+        this.withCredentials(conn.password, (env) => this.dropDatabase(conn, name, env, 'restore test cleanup')),
     };
   }
 

@@ -5,11 +5,11 @@
  * as the destination of a restore drill.
  */
 import { execa } from 'execa';
-import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BkError } from '../errors.js';
 import { redact } from '../secrets.js';
+import { onPath } from '../util/on-path.js';
 import { RespClient, RespConnectionError, RespError } from './redis-resp.js';
 
 export const REDIS_SERVER = { bin: 'redis-server', install: 'install redis-server (apt-get install redis-server): a live restore loads the backup into a temporary server' };
@@ -111,19 +111,7 @@ let setprivFound: string | null | undefined;
 /** util-linux's setpriv, which can ask the kernel to kill a child when its parent dies (Linux). */
 function setprivPath(): string | undefined {
   if (setprivFound === undefined) {
-    setprivFound = null;
-    if (process.platform === 'linux') {
-      for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/bin']) {
-        if (!dir) continue;
-        try {
-          accessSync(join(dir, 'setpriv'), constants.X_OK);
-          setprivFound = join(dir, 'setpriv');
-          break;
-        } catch {
-          /* not here */
-        }
-      }
-    }
+    setprivFound = process.platform === 'linux' ? (onPath(['setpriv'], [process.env.PATH ?? '', '/usr/bin', '/bin'].join(delimiter)) ?? null) : null;
   }
   return setprivFound ?? undefined;
 }

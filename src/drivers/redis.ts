@@ -182,20 +182,21 @@ export class RedisDriver implements Driver, DrillCapable {
   }
 
   async backup(ctx: BackupContext): Promise<DumpSession> {
+    // redis-cli's version is asked while bk reads the server's facts: each costs a round of waiting.
+    const cliVersion = this.options.mode === 'file' ? undefined : toolVersion(REDIS_CLI.bin);
     const client = await this.open(this.source, 'source', 'connect', ctx.signal);
     try {
       const before = await serverFacts(client);
       if (this.options.mode === 'file') return await this.backupFile(ctx, client, before);
       await client.close();
-      return await this.backupReplication(ctx, before);
+      return await this.backupReplication(ctx, before, await cliVersion);
     } catch (e) {
       await client.close();
       throw e;
     }
   }
 
-  private async backupReplication(ctx: BackupContext, before: ServerFacts): Promise<DumpSession> {
-    const version = await toolVersion(REDIS_CLI.bin);
+  private async backupReplication(ctx: BackupContext, before: ServerFacts, version: string | undefined): Promise<DumpSession> {
     if (!version) throw new BkError('TOOL_MISSING', 'redis-cli not found', { target: this.target, step: 'dump', hint: REDIS_CLI.install });
     if (this.source.password !== undefined && !atLeast(version, REDISCLI_AUTH_SINCE)) {
       throw new BkError('TOOL_MISSING', `${version} does not read REDISCLI_AUTH`, { target: this.target, step: 'dump', hint: 'install redis-cli 5.0.3 or newer (bk never puts a password on a command line)' });

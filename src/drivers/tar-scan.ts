@@ -35,6 +35,10 @@ export class TarScanner {
   private readonly header = Buffer.alloc(BLOCK);
   private headerFill = 0;
   private zeroBlocks = 0;
+  /** Bytes fed before the current chunk. */
+  private fed = 0;
+  /** Offset just past the end-of-archive marker, once it went by. */
+  end?: number;
   /** pax/GNU records that apply to the next entry, and the global pax records. */
   private next: Record<string, string> = {};
   private global: Record<string, string> = {};
@@ -44,6 +48,11 @@ export class TarScanner {
 
   /** Scans a chunk; throws on a header whose checksum is wrong. */
   feed(chunk: Buffer): void {
+    this.scan(chunk);
+    this.fed += chunk.length;
+  }
+
+  private scan(chunk: Buffer): void {
     let i = 0;
     while (i < chunk.length) {
       const s = this.state;
@@ -56,6 +65,7 @@ export class TarScanner {
         if (this.headerFill === BLOCK) {
           this.headerFill = 0;
           this.onHeader();
+          if (this.state.kind === 'done') this.end = this.fed + i;
         }
         continue;
       }

@@ -42,8 +42,8 @@ export interface BackupJob {
   signal: AbortSignal;
   clock?: () => Date;
   bkVersion: string;
-  /** Size of the previous backup, so stores can pick part sizes. */
-  expectedSize?: number;
+  /** Size of the previous backup (or an estimate), so stores can pick part sizes; asked for only by those that use it. */
+  expectedSize?: () => Promise<number | undefined>;
   onProgress?: (p: BackupProgress) => void;
 }
 

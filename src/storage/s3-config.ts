@@ -192,6 +192,9 @@ export function s3ClientConfig(options: S3Options, env: NodeJS.ProcessEnv): S3Cl
           },
         }
       : {}),
+    // The middleware stack resolved once per command type, not on every request: bk list reads a
+    // manifest per backup.
+    cacheMiddleware: true,
     maxAttempts: options.max_attempts ?? DEFAULT_MAX_ATTEMPTS,
     retryMode: options.retry_mode ?? 'standard',
     requestHandler: {

@@ -1,16 +1,15 @@
 /**
  * S3 and S3-compatible object storage (AWS, MinIO, Ceph RGW, R2, B2, Wasabi).
  *
- * Archives stream up as multipart uploads (lib-storage) with bounded memory: a few parts in flight,
- * part size grown from the expected size so big dumps stay under 10,000 parts. A multipart upload
- * is invisible until completed, which makes writes atomic; a failed or aborted write sends
+ * Archives stream up as multipart uploads (s3-multipart.ts) with bounded memory: a few parts in
+ * flight, part size grown from the expected size so big dumps stay under 10,000 parts. A multipart
+ * upload is invisible until completed, which makes writes atomic; a failed or aborted write sends
  * AbortMultipartUpload and waits for it before rejecting with the error that caused it. Downloads
  * stream, and a connection dropped mid-body is resumed with a ranged GET from the byte reached.
  * Every SDK error becomes a StorageError in one place, `translateS3Error`.
  */
 import {
   AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -18,11 +17,9 @@ import {
   paginateListObjectsV2,
   PutObjectCommand,
   S3Client,
-  UploadPartCommand,
   type GetObjectCommandOutput,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +38,8 @@ import {
   s3Url,
   type S3Options,
 } from './s3-config.js';
+import { uploadStream, type SentParts } from './s3-multipart.js';
+import { SignedGet } from './s3-signed-get.js';
 import {
   assertSafeKey,
   StorageError,
@@ -58,12 +57,6 @@ const MAX_READ_RESUMES = 5;
 /** Prefix of the probe object `check()` writes and deletes. */
 const CHECK_PREFIX = '.bk-check-';
 
-/** What one upload has sent: part sizes by number, and whether completion was requested. */
-interface SentParts {
-  sizes: Map<number, number>;
-  completing: boolean;
-}
-
 export interface S3StorageDeps {
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
@@ -73,6 +66,8 @@ export interface S3StorageDeps {
 
 export class S3Storage implements Storage {
   private readonly client: S3Client;
+  /** Manifest reads without the SDK's per-request cost, where the URL is plain (path style). */
+  private readonly signedGet: SignedGet | undefined;
   private readonly root: string;
   private readonly log: Logger;
 
@@ -88,7 +83,9 @@ export class S3Storage implements Storage {
     // The SDK warns on stderr once per process that its 2027 releases need Node 22. That is news
     // for whoever upgrades bk's dependencies, not for a cron job that must stay silent on success.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    this.client = deps.client ?? new S3Client(s3ClientConfig(options, env));
+    const config = s3ClientConfig(options, env);
+    this.client = deps.client ?? new S3Client(config);
+    this.signedGet = options.endpoint && config.forcePathStyle ? new SignedGet(this.client, options.endpoint, options.bucket, config.region as string) : undefined;
     this.log.debug('s3 storage', { options: describeS3Options(options) });
   }
 
@@ -109,12 +106,12 @@ export class S3Storage implements Storage {
   async write(key: string, body: Readable, options: WriteOptions = {}): Promise<WriteResult> {
     const objectKey = this.objectKey(key);
     const { signal } = options;
-    // Our own record of what went wrong first: lib-storage rejects with the AbortMultipartUpload
-    // error when that fails (toolchain.md §2), and an interrupted run must say so.
+    // Our own record of what went wrong first: an interrupted upload rejects with whichever request
+    // the interrupt cancelled, and the run must say it was interrupted.
     let cause: unknown;
     const onBodyError = (e: unknown) => {
-      // An AbortError without an interrupt is lib-storage letting go of the body after the upload
-      // failed; the upload's own error is the cause then.
+      // An AbortError without an interrupt is the upload letting go of the body after it failed;
+      // the upload's own error is the cause then.
       if (isAbortError(e) && !signal?.aborted) return;
       cause ??= e;
     };
@@ -129,21 +126,29 @@ export class S3Storage implements Storage {
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
 
-    const partSize = choosePartSize(this.options.part_size, options.expectedSize);
-    this.log.debug('upload started', { key, partSize, expectedSize: options.expectedSize ?? null });
+    // A size the store cannot learn only costs the default part size.
+    const expectedSize = options.expectedSize ? await options.expectedSize().catch(() => undefined) : undefined;
+    const partSize = choosePartSize(this.options.part_size, expectedSize);
+    this.log.debug('upload started', { key, partSize, expectedSize: expectedSize ?? null });
     const started = new Date();
     const parts: SentParts = { sizes: new Map(), completing: false };
-    const upload = new Upload({
-      client: this.uploadClient(inFlight.signal, key, parts),
-      params: { ...this.putParams(objectKey, true), Body: body, ...(options.contentType ? { ContentType: options.contentType } : {}) },
-      partSize,
-      queueSize: chooseQueueSize(this.options.queue_size, partSize),
-      leavePartsOnError: false,
-    });
     try {
-      // A body that errors or is destroyed before its end fails the part iterator, so the
-      // upload is never completed (tested in test/storage/conformance.ts).
-      await upload.done();
+      // A body that errors or is destroyed before its end rejects the upload, so it is never
+      // completed (tested in test/storage/conformance.ts).
+      await uploadStream(body, {
+        client: this.client,
+        params: { ...this.putParams(objectKey, true), ...(options.contentType ? { ContentType: options.contentType } : {}) },
+        partSize,
+        queueSize: chooseQueueSize(this.options.queue_size, partSize),
+        signal: inFlight.signal,
+        sent: parts,
+        // Some servers (s3rver: 405) have no AbortMultipartUpload; the bucket lifecycle rule collects such leftovers.
+        onAbort: (e) =>
+          this.log.debug(
+            e === undefined ? 'multipart upload aborted' : `could not abort the multipart upload (parts stay until the bucket's lifecycle rule removes them): ${describeSdkError(e)}`,
+            { key },
+          ),
+      });
     } catch (e) {
       body.destroy();
       if (cause === undefined && parts.completing && (await this.completedAnyway(objectKey, parts, started))) {
@@ -211,6 +216,8 @@ export class S3Storage implements Storage {
 
   async readBytes(key: string): Promise<Buffer> {
     const objectKey = this.objectKey(key);
+    const bytes = await this.signedGet?.get(objectKey);
+    if (bytes) return bytes;
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: objectKey }));
       return Buffer.from(await res.Body!.transformToByteArray());
@@ -241,7 +248,7 @@ export class S3Storage implements Storage {
           if (!o.Key) continue;
           const key = o.Key.slice(base.length);
           if (key.startsWith(CHECK_PREFIX)) continue;
-          out.push({ key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) });
+          out.push({ key, size: o.Size ?? 0, modified: o.LastModified ?? new Date(0), ...(o.ETag ? { etag: o.ETag } : {}) });
         }
       }
     } catch (e) {
@@ -324,42 +331,6 @@ export class S3Storage implements Storage {
       ...(o.sse ? { ServerSideEncryption: o.sse } : {}),
       ...(o.kms_key_id ? { SSEKMSKeyId: o.kms_key_id } : {}),
     };
-  }
-
-  /**
-   * The client as lib-storage sees it for one upload: part requests carry `signal` (so an
-   * interrupt cancels them), and a failing AbortMultipartUpload is logged, not thrown — lib-storage
-   * would otherwise reject with it instead of the error that made the upload fail. Some servers
-   * (s3rver: 405) do not implement it; the bucket lifecycle rule collects such leftovers.
-   */
-  private uploadClient(signal: AbortSignal, key: string, parts: SentParts): S3Client {
-    const client = this.client;
-    const log = this.log;
-    const send = async (command: unknown): Promise<unknown> => {
-      if (command instanceof UploadPartCommand) {
-        const out = await client.send(command, { abortSignal: signal });
-        const body = command.input.Body as Uint8Array | undefined;
-        parts.sizes.set(command.input.PartNumber ?? 0, body?.byteLength ?? 0);
-        return out;
-      }
-      if (command instanceof CompleteMultipartUploadCommand) parts.completing = true;
-      if (command instanceof AbortMultipartUploadCommand) {
-        try {
-          const out = await client.send(command);
-          log.debug('multipart upload aborted', { key });
-          return out;
-        } catch (e) {
-          log.debug(`could not abort the multipart upload (parts stay until the bucket's lifecycle rule removes them): ${describeSdkError(e)}`, { key });
-          return {};
-        }
-      }
-      // CreateMultipartUpload is left to finish: cancelled after the server acted, it would leave
-      // an upload nobody knows the id of.
-      return client.send(command as PutObjectCommand, command instanceof PutObjectCommand ? { abortSignal: signal } : {});
-    };
-    return new Proxy(client, {
-      get: (target, prop, receiver) => (prop === 'send' ? send : Reflect.get(target, prop, receiver)),
-    });
   }
 
   /**

@@ -16,11 +16,17 @@ export interface ObjectInfo {
   key: string;
   size: number;
   modified: Date;
+  /** The storage's version tag of the object's content (S3's ETag), where it has one. */
+  etag?: string;
 }
 
 export interface WriteOptions {
-  /** Best guess of the final size, so a store can pick part sizes; may be absent. */
-  expectedSize?: number;
+  /**
+   * Best guess of the final size, so a store can pick part sizes; may be absent. Asked for only
+   * by a store that uses it: finding it out can take a listing or a query of the source, which a
+   * local write should not wait for.
+   */
+  expectedSize?: () => Promise<number | undefined>;
   contentType?: string;
   signal?: AbortSignal;
 }

@@ -1,11 +1,13 @@
 // The files driver's restore-test checks: what the tar tap records while packing equals what a
 // walk of the same tree on disk finds, and every kind of change moves the digest.
+import { execa } from 'execa';
 import { chmod, link, mkdir, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilesDriver } from '../../src/drivers/files.js';
+import { TarTreeTap } from '../../src/drivers/files-tar-tap.js';
 import { summarizeDirectory, type TreeChecks } from '../../src/drivers/files-tree.js';
 import { createLogger } from '../../src/log.js';
 import { makeTmpDir, rmrf } from '../harness/index.js';
@@ -41,6 +43,30 @@ describe('files tree checks', () => {
     expect(packed).toEqual(await summarizeDirectory(src));
     expect(packed).toMatchObject({ files: 11, dirs: 4, symlinks: 1, other: 0 });
     expect(packed.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('the hard-linked files may be known late: every hash waits for them, and past the limit the stream does', async () => {
+    const tar = await execa('tar', ['--create', '--file=-', `--directory=${src}`, '--format=posix', '.'], { encoding: 'buffer' });
+    const linked = String((await execa('find', ['.', '-type', 'f', '-links', '+1'], { cwd: src })).stdout).split('\n').filter(Boolean);
+    expect(linked.length).toBeGreaterThan(1);
+    const archive = Buffer.from(tar.stdout);
+    for (const pendingMax of [1_000, 1]) {
+      let known!: (paths: string[]) => void;
+      const tap = new TarTreeTap(pendingMax);
+      tap.learnMultiLinked(new Promise((resolve) => (known = resolve)));
+      let out = 0;
+      tap.on('data', (d: Buffer) => (out += d.length));
+      const ended = new Promise((resolve, reject) => tap.on('end', resolve).on('error', reject));
+      for (let i = 0; i < archive.length; i += 512) tap.write(archive.subarray(i, i + 512));
+      tap.end();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Not finished before the list is known; with a limit of one file, not even through the data.
+      expect(tap.writableFinished).toBe(false);
+      if (pendingMax === 1) expect(out).toBeLessThan(archive.length / 2);
+      known(linked);
+      await ended;
+      expect(tap.result(), `pendingMax ${pendingMax}`).toEqual(await summarizeDirectory(src));
+    }
   });
 
   it('every kind of change moves the digest', async () => {

@@ -226,18 +226,37 @@ async function holdWriteLock(server: MariadbServer, dbName: string, table: strin
   return { released: holder, release: () => holder.kill() };
 }
 
-/** Pids whose command line matches, from a synchronous /proc sweep. */
-function findProcesses(match: (cmdline: string) => boolean): number[] {
-  const pids: number[] = [];
+/** Processes whose command line matches, from a synchronous /proc sweep. */
+function sweepProcesses(match: (cmdline: string) => boolean): { pid: number; cmdline: string }[] {
+  const found: { pid: number; cmdline: string }[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim())) pids.push(Number(pid));
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      if (match(cmdline)) found.push({ pid: Number(pid), cmdline });
     } catch {
       /* gone */
     }
   }
-  return pids;
+  return found;
+}
+
+function findProcesses(match: (cmdline: string) => boolean): number[] {
+  return sweepProcesses(match).map((p) => p.pid);
+}
+
+/**
+ * The processes of the first sweep that finds any, within 30 s. One sweep's answer, not a second
+ * look: while stdbuf (stdout-buffer.ts) execs the dump, /proc/PID/cmdline reads empty for a moment,
+ * so a process seen by one sweep can be missed by the next (a CI run failed on exactly that).
+ */
+async function waitForProcesses(match: (cmdline: string) => boolean): Promise<{ pid: number; cmdline: string }[]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const found = sweepProcesses(match);
+    if (found.length > 0 || Date.now() > deadline) return found;
+    await sleep(5);
+  }
 }
 
 const MYSQL_TOOLS = /(?:^|\/)(?:mariadb-dump|mysqldump|mariadb|mysql)\s/;
@@ -255,7 +274,8 @@ describe('mysql driver', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     expect(sample.leaks).toEqual([]);
     // The sampler really saw the dump running, with its option file.
-    expect(sample.seen.filter((c) => /mariadb-dump --defaults-extra-file=.* bulk$/.test(c)), sample.seen.join('\n')).toHaveLength(1);
+    // Anchored: stdbuf (stdout-buffer.ts) shows the same arguments for the moment before it execs the dump.
+    expect(sample.seen.filter((c) => /^\S*mariadb-dump --defaults-extra-file=.* bulk$/.test(c)), sample.seen.join('\n')).toHaveLength(1);
     expect(sample.optionFiles.size).toBeGreaterThan(0);
     for (const [file, f] of sample.optionFiles) {
       expect(f).toEqual({ mode: 0o600, dirMode: 0o700, holdsPassword: true });
@@ -467,11 +487,9 @@ describe('mysql driver', () => {
     const lock = await holdWriteLock(db, 'bulk', 'big', 30);
     const child = spawnBk(['--config', cfg, 'backup', 'bulk'], { env: ENV, cwd: dir });
     const isDump = (c: string) => /(?:^|\/)mariadb-dump .* bulk$/.test(c);
-    const deadline = Date.now() + 30_000;
-    while (findProcesses(isDump).length === 0 && Date.now() < deadline) await sleep(5);
-    const [pid] = findProcesses(isDump);
-    expect(pid).toBeDefined();
-    const optionFile = /--defaults-extra-file=(\S+)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '))![1]!;
+    const [dump] = await waitForProcesses(isDump);
+    expect(dump).toBeDefined();
+    const optionFile = /--defaults-extra-file=(\S+)/.exec(dump!.cmdline)![1]!;
     const before = (await manifests('bulk')).length;
     child.kill('SIGINT');
     const res = await child;
@@ -539,9 +557,7 @@ describe('mysql driver', () => {
     const child = spawnBk(['--config', victimCfg, 'backup', 'huge'], { env: ENV, cwd: dir });
     // The dump blocks on the locked table: wait until it is running there, then kill the server.
     const isDump = (c: string) => /(?:^|\/)mariadb-dump .* huge$/.test(c);
-    const deadline = Date.now() + 30_000;
-    while (findProcesses(isDump).length === 0 && Date.now() < deadline) await sleep(5);
-    expect(findProcesses(isDump)).toHaveLength(1);
+    expect(await waitForProcesses(isDump)).toHaveLength(1);
     await victim.kill();
     await lock.released;
     const res = await child;

@@ -147,6 +147,8 @@ ${tcp('big')}
 ${tcp('app', `    bin_dir: ${fakeBin}\n`)}
   fake-truncated:
 ${tcp('app', `    bin_dir: ${fakeBin}\n    format: plain\n`)}
+  legacy-sql:
+${tcp('app', '    format: plain\n')}
 `),
   );
 });
@@ -324,6 +326,34 @@ describe('postgres driver', () => {
     }
   });
 
+  it('a custom archive is checked while pg_restore reads it: a payload that fails its checksum commits nothing and leaves no database behind', async () => {
+    // A copy of app's newest backup whose stored bytes are intact and whose manifest has the wrong
+    // raw sha256: only the check at the very end of the decompressed stream can find it.
+    const [newest] = (await manifests('app')).slice(-1) as { id: string; archive: string; raw: { sha256: string } }[];
+    const archive = `app-rot/${newest!.id}.pgdump.zst`;
+    await mkdir(join(dir, 'store', 'app-rot'), { recursive: true });
+    await writeFile(join(dir, 'store', archive), await readFile(join(dir, 'store', newest!.archive)));
+    const rot = { ...newest, target: 'app-rot', archive, raw: { ...newest!.raw, sha256: 'f'.repeat(64) } };
+    await writeFile(join(dir, 'store', 'app-rot', `${newest!.id}.manifest.json`), JSON.stringify(rot));
+    const rotConfig = join(dir, 'rot.yaml');
+    await writeFile(rotConfig, config(`  app-rot:\n${tcp('app')}`), { mode: 0o600 });
+
+    // A destination holding the backup's objects, changed since: the restore's --clean drops and
+    // recreates them, and sets the sequences (setval, not undone by a rollback), all before the end.
+    const copy = await bk(['restore', 'app', '--to', 'rot_existing', '--yes']);
+    expect(copy.exitCode, said(copy)).toBe(0);
+    await pg.psql(`DELETE FROM sales.orders WHERE id % 2 = 0; SELECT setval('sales.invoice_no', 7);`, 'rot_existing');
+    const before = await fingerprint(pg, 'rot_existing');
+    for (const to of ['rot_existing', 'rot_new']) {
+      const run = await bk(['restore', 'app-rot', '--to', to, '--yes', '--log-level', 'info'], { config: rotConfig });
+      expect(run.exitCode, said(run)).toBe(4);
+      expect(said(run)).toMatch(/checking archive while restoring/);
+      expect(said(run)).toMatch(/decompressed payload of app-rot\/\S+ does not match its manifest: sha256/);
+    }
+    expect(await fingerprint(pg, 'rot_existing')).toBe(before);
+    expect(await pg.psql(`SELECT count(*) FROM pg_database WHERE datname = 'rot_new'`)).toBe('0');
+  });
+
   it('wrong password: fails naming target and step, with the fix, and lists nothing', async () => {
     const broken = join(dir, 'broken.yaml');
     const run = await bk(['backup', 'bad'], { config: broken });
@@ -334,6 +364,28 @@ describe('postgres driver', () => {
     const check = await bk(['config', 'check'], { config: broken });
     expect(check.exitCode).toBe(2);
     expect(check.stdout).toMatch(/FAIL target bad: connection: cannot log in/);
+  });
+
+  it('an imported SQL dump that ends psql early (\\q) fails the restore instead of passing for one that committed', async () => {
+    // psql exits 0 at a \q; the rest of the dump and bk's COMMIT after it never run.
+    const broken = join(dir, 'broken.yaml');
+    const sql = (quit: string) => `CREATE TABLE before_quit (id int);\nINSERT INTO before_quit VALUES (1);\n${quit}CREATE TABLE after_quit (id int);\n`;
+    const tables = (db: string) => pg.psql(`SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'`, db);
+    await writeFile(join(dir, 'legacy-whole.sql'), sql(''));
+    await writeFile(join(dir, 'legacy-quit.sql'), sql('\\q\n'));
+    for (const [file, time] of [['legacy-whole.sql', '2024-01-01T02:00'], ['legacy-quit.sql', '2024-01-02T02:00']]) {
+      const imported = await bk(['import', 'legacy-sql', join(dir, file!), '--time', time!], { config: broken });
+      expect(imported.exitCode, imported.stderr).toBe(0);
+    }
+    const whole = await bk(['restore', 'legacy-sql', '--at', '2024-01-01T03:00', '--to', 'legacy_whole', '--yes'], { config: broken });
+    expect(whole.exitCode, whole.stderr).toBe(0);
+    expect(await tables('legacy_whole')).toBe('after_quit,before_quit');
+    const quit = await bk(['restore', 'legacy-sql', '--to', 'legacy_quit', '--yes'], { config: broken });
+    expect(quit.exitCode).toBe(1);
+    expect(said(quit)).toMatch(/legacy-sql: restore: psql exited 0 before it had read the whole dump/);
+    expect(said(quit)).toMatch(/fix: nothing was committed/);
+    // Nothing was committed, and the database the restore created for it is gone again.
+    expect(await pg.psql(`SELECT count(*) FROM pg_database WHERE datname = 'legacy_quit'`)).toBe('0');
   });
 
   it('an empty or truncated dump fails even when pg_dump exits 0, and lists nothing', async () => {
@@ -401,7 +453,11 @@ describe('postgres driver', () => {
     while (!seen && Date.now() < deadline) {
       for (const pid of await readdir('/proc')) {
         // The dump itself (it names a database), not the `pg_dump --version` probe before it.
-        if (/^\d+$/.test(pid) && /^(\S*\/)?pg_dump\0.*--dbname=/s.test(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))) seen = true;
+        if (/^\d+$/.test(pid) && /^(\S*\/)?pg_dump\0.*--dbname=/s.test(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))) {
+          // Struck at once: the rest of the sweep would give the dump time to finish.
+          seen = true;
+          break;
+        }
       }
     }
     expect(seen).toBe(true);

@@ -191,17 +191,33 @@ describe('a damaged archive', () => {
     expect(res[0]!.error).toMatch(/sha256/);
   });
 
-  it('restore refuses (exit 4) and leaves the destination untouched', async () => {
-    const dest = join(work, 'flip-dest');
+  /** A restore from `from` into a directory with a file in it: exit 4, the damage named, nothing changed or left beside it. */
+  async function expectRefusedRestore(from: string, destName: string): Promise<void> {
+    const dest = join(work, destName);
     await mkdir(dest);
     await writeFile(join(dest, 'existing.txt'), 'keep me');
     const before = await listTree(dest);
     const siblings = (await readdir(work)).sort();
-    const r = await runBk(['restore', 'files', '--repo', repo, '--to', dest, '--yes']);
-    expect(r.exitCode).toBe(4);
+    const r = await runBk(['restore', 'files', '--repo', from, '--to', dest, '--yes']);
+    expect(r.exitCode, r.stderr).toBe(4);
     expect(r.stderr).toMatch(/does not match its manifest/);
     expect(await listTree(dest)).toEqual(before);
     expect((await readdir(work)).sort()).toEqual(siblings);
+  }
+
+  it('restore refuses (exit 4) and leaves the destination untouched', async () => {
+    await expectRefusedRestore(repo, 'flip-dest');
+  });
+
+  it('restore names the damage (exit 4) when the decompressor fails on it first, and leaves no staging behind', async () => {
+    // A files restore is checked in flight only; a broken zstd header fails zstd before the
+    // archive's checksum is known, and the damage must still be what is reported.
+    const copyRepo = join(work, 'header-repo');
+    await execa('cp', ['-a', repo, copyRepo]);
+    const fh = await open(join(copyRepo, 'files', `${id}.tar.zst`), 'r+');
+    await fh.write(Buffer.from([0x00]), 0, 1, 1);
+    await fh.close();
+    await expectRefusedRestore(copyRepo, 'header-dest');
   });
 
   it('a truncated archive fails verify too', async () => {

@@ -152,6 +152,27 @@ describe('files: round trip of a full tree', () => {
     expect(await listTree(out)).toEqual(original);
   });
 
+  it('the archive ends within one 10 KiB tar record of its end marker, so tar -x reads it to the end (no SIGPIPE for zstd -dc)', async () => {
+    // One 20,000-byte file: GNU tar's 64 KiB record would leave ~40 KiB of padding that a reader
+    // with tar's default 10 KiB records never reads, failing `zstd -dc | tar -x` under pipefail.
+    const one = join(work, 'one-file');
+    await mkdir(one);
+    await writeFile(join(one, 'data.bin'), Buffer.alloc(20_000, 0x5a));
+    const oneRepo = join(work, 'one-file-repo');
+    const r = await runBk(['backup', 'files', '--source', one, '--repo', oneRepo, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const id = r.json<{ results: { id: string }[] }>().results[0]!.id;
+    const raw = (await execa('zstd', ['-dc', join(oneRepo, 'files', `${id}.tar.zst`)], { encoding: 'buffer' })).stdout;
+    const content = raw.lastIndexOf(0x5a) + 1;
+    const trailingZeros = raw.length - content;
+    // The last content block's padding, the two-block end marker, and the rest of one 10 KiB record.
+    expect(trailingZeros).toBeGreaterThanOrEqual(1024);
+    expect(trailingZeros).toBeLessThan(512 + 1024 + 10240);
+    expect(raw.length % 10240).toBe(0);
+    const listed = await execa('bash', ['-o', 'pipefail', '-c', `zstd -dc ${join(oneRepo, 'files', `${id}.tar.zst`)} | tar -tf -`]);
+    expect(listed.stdout.split('\n')).toContain('./data.bin');
+  });
+
   it('restores to the source itself when no --to is given (ad hoc: the path recorded in the manifest)', async () => {
     await writeFile(join(src, 'docs', 'readme.txt'), 'edited after the backup');
     await rm(join(src, 'run.sh'));

@@ -67,7 +67,7 @@ describe('storage lock', () => {
   ] as const) {
     it(`${name}: exactly one of concurrent contenders wins`, async () => {
       const target = `race-${name.length}`;
-      const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => acquireStorageLock({ storage: storage(), target, op: 'prune', settleMs: 100 })));
+      const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => acquireStorageLock({ storage: storage(), target, op: 'prune', settleMs: 500 })));
       const won = outcomes.filter((o) => o.status === 'fulfilled');
       expect(won).toHaveLength(1);
       for (const o of outcomes) if (o.status === 'rejected') expect((o.reason as BkError).code).toBe('LOCKED');

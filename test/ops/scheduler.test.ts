@@ -26,7 +26,8 @@ describe('Scheduler', () => {
     while (starts.length === 0) await sleep(50);
     const fired = Date.parse(lines.find((l) => l.msg === 'scheduled run starting')!.scheduledFor as string);
     expect(starts[0]! - fired).toBeGreaterThanOrEqual(800);
-    expect(starts[0]! - fired).toBeLessThan(1500);
+    // The lower bound is the check; the upper one only allows for a busy event loop.
+    expect(starts[0]! - fired).toBeLessThan(2500);
   });
 
   it('does not start a run that is still waiting out its jitter when stopped', async () => {
@@ -36,7 +37,7 @@ describe('Scheduler', () => {
     while (scheduler.running().length === 0) await sleep(20);
     const t0 = Date.now();
     await scheduler.stop(60_000);
-    expect(Date.now() - t0).toBeLessThan(500);
+    expect(Date.now() - t0).toBeLessThan(2000);
     expect(runs).toBe(0);
   });
 

@@ -39,6 +39,8 @@ export interface FaultRunResult {
   struck?: string;
   /** Milliseconds from marker to exit (the work window), when the marker was seen. */
   windowMs?: number;
+  /** Milliseconds from the strike to bk's exit, when it struck. */
+  struckBeforeExitMs?: number;
   /** Children of bk still alive 20 s after bk died. */
   lingering: ProcInfo[];
 }
@@ -74,6 +76,7 @@ export async function runWithFault(o: FaultRunOptions): Promise<FaultRunResult> 
   });
 
   let struck: string | undefined;
+  let struckAt: number | undefined;
   let family: ProcInfo[] = [];
   const striking = (async () => {
     if (!o.strike) return;
@@ -85,6 +88,7 @@ export async function runWithFault(o: FaultRunOptions): Promise<FaultRunResult> 
     if (done) return;
     family = await descendants(pid);
     struck = await o.strike(pid, () => done);
+    struckAt = Date.now();
   })();
   // Awaited only once bk has exited: a strike that fails meanwhile must not count as unhandled.
   striking.catch(() => undefined);
@@ -109,6 +113,7 @@ export async function runWithFault(o: FaultRunOptions): Promise<FaultRunResult> 
     stderr: String(res.stderr),
     struck,
     windowMs: markerAt !== undefined ? exitAt - markerAt : undefined,
+    ...(struck !== undefined && struckAt !== undefined ? { struckBeforeExitMs: exitAt - struckAt } : {}),
     lingering,
   };
 }

@@ -83,6 +83,16 @@ export async function openFds(pid: number): Promise<string[]> {
   return Promise.all(fds.map(async (fd) => `${fd} → ${await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '?')}`));
 }
 
+/** Running, not exited: a zombie (exited, not yet reaped by its parent) still takes signals without effect. */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

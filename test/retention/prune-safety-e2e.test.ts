@@ -70,7 +70,7 @@ describe('bk prune safety', () => {
     await writeDailyBackups(storage, 'files', 8, 2);
     const before = (await listBackups(storage, 'files')).backups.map((b) => b.manifest.id);
     // Three "hosts": separate host-lock directories, one shared storage.
-    const host = (h: string) => ({ BK_LOCK_DIR: join(dir, `locks-${h}`), TZ: 'UTC', BK_TEST_PRUNE_DELAY_MS: '150' });
+    const host = (h: string) => ({ BK_LOCK_DIR: join(dir, `locks-${h}`), TZ: 'UTC', BK_TEST_PRUNE_DELAY_MS: '500' });
     const [p1, p2, b] = await Promise.all([
       runBk(['prune', '--repo', repo, '--keep-last', '3', '--json'], { env: host('a') }),
       runBk(['prune', '--repo', repo, '--keep-last', '3', '--json'], { env: host('b') }),
@@ -89,7 +89,13 @@ describe('bk prune safety', () => {
     const after = (await listBackups(storage, 'files')).backups.map((b) => b.manifest.id);
     const newId = (b.json<{ results: { id: string }[] }>().results[0]!).id;
     expect(after).toContain(newId);
-    expect(after).toEqual(expect.arrayContaining(before.slice(-3)));
+    // Nothing but what the winner removed is gone. It kept the newest three it saw: the new
+    // backup among them when that was committed before its listing, so the two newest old ones
+    // always stay.
+    const removed = winner.remove.map((r) => r.id);
+    expect([...after].sort()).toEqual([...before, newId].filter((id) => !removed.includes(id)).sort());
+    expect(removed).not.toContain(newId);
+    expect(removed.filter((id) => before.slice(-2).includes(id))).toEqual([]);
     await expectNoManifestWithoutArchive(storage, 'files');
     const verify = await runBk(['verify', 'files', '--id', newId, '--repo', repo], { env: host('c') });
     expect(verify.exitCode, verify.stderr).toBe(0);

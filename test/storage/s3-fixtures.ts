@@ -83,3 +83,4 @@ export async function backupsInBucket(client: S3Client, prefix: string): Promise
   const keys = await bucketKeys(client, prefix);
   return { manifests: keys.filter((k) => k.endsWith('.manifest.json')), archives: keys.filter((k) => !k.endsWith('.manifest.json')) };
 }
+

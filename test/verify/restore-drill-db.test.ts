@@ -54,7 +54,10 @@ const drillDatabases = async () => ({
   my: await my.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'bk_drill_%'"),
 });
 
-/** Every key of every database with its type, value and TTL (rounded to tens of seconds). */
+/** A restore copies the remaining TTL, so the two servers' TTLs, read back to back, differ by a second or so. */
+const TTL_TOLERANCE_S = 5;
+
+/** Every key of every database with its type and value. */
 async function redisSnapshot(r: RedisServer): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const db of ['0', '1']) {
@@ -63,11 +66,21 @@ async function redisSnapshot(r: RedisServer): Promise<Record<string, string>> {
       const type = await r.cli(['-n', db, 'TYPE', k]);
       const value =
         type === 'string' ? await r.cli(['-n', db, 'GET', k]) : type === 'hash' ? await r.cli(['-n', db, 'HGETALL', k]) : await r.cli(['-n', db, 'LRANGE', k, '0', '-1']);
-      const ttl = Number(await r.cli(['-n', db, 'TTL', k]));
-      out[`${db}/${k}`] = `${type}=${value} ttl~${ttl < 0 ? ttl : Math.round(ttl / 10) * 10}`;
+      out[`${db}/${k}`] = `${type}=${value}`;
     }
   }
   return out;
+}
+
+/** Each key's TTL in seconds (-1: none) on the source and on the copy, read one right after the other. */
+async function redisTtlPairs(source: RedisServer, copy: RedisServer, keys: string[]): Promise<{ key: string; source: number; copy: number }[]> {
+  const pairs = [];
+  for (const key of keys) {
+    const [db, k] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
+    const ttl = async (r: RedisServer) => Number(await r.cli(['-n', db, 'TTL', k]));
+    pairs.push({ key, source: await ttl(source), copy: await ttl(copy) });
+  }
+  return pairs;
 }
 
 /**
@@ -191,6 +204,12 @@ describe('encrypted database backups', () => {
     const restored = await redisSnapshot(cacheDest);
     expect(restored).toEqual(await redisSnapshot(cache));
     expect(Object.keys(restored)).toHaveLength(7);
+    const ttls = await redisTtlPairs(cache, cacheDest, Object.keys(restored));
+    for (const t of ttls) {
+      if (t.source < 0) expect(t.copy, t.key).toBe(t.source);
+      else expect(Math.abs(t.copy - t.source), `${t.key}: TTL ${t.copy} s, source ${t.source} s`).toBeLessThanOrEqual(TTL_TOLERANCE_S);
+    }
+    expect(ttls.filter((t) => t.source > 0).length).toBeGreaterThan(0);
   });
 });
 
