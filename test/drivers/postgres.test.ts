@@ -10,6 +10,7 @@ import { PostgresDriver, postgresOptionsSchema } from '../../src/drivers/postgre
 import { silentLogger } from '../../src/log.js';
 import { freePort, makeTmpDir, rmrf, startPostgres, type PostgresServer } from '../harness/index.js';
 import { runBk, spawnBk, type BkRun } from '../helpers/run-bk.js';
+import { descendants } from '../reliability/proc-tree.js';
 import { fingerprint, rowCounts, SEED_SQL } from './postgres-fixture.js';
 
 // Characters that need escaping in a passfile (":" and "\"), in SQL, and in a shell.
@@ -441,6 +442,22 @@ describe('postgres driver', () => {
       for (const m of await manifests(target)) expect(JSON.stringify(m)).not.toContain(PASSWORD);
     }
     expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('the snapshot session killed once pg_dump copies rows: the dump keeps its snapshot, the backup restores whole', async () => {
+    const child = spawnBk(['--config', join(dir, 'backup.config.yaml'), 'backup', 'big', '--log-level', 'info'], { cwd: dir, env: { APP_DB_PASSWORD: PASSWORD, TMPDIR: tmp } });
+    // pg_dump has imported the snapshot once it copies a table.
+    const copying = `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND query LIKE 'COPY %'`;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && child.exitCode === null && (await pg.psql(copying, 'postgres')).trim() === '0');
+    const session = (await descendants(child.pid!)).find((p) => p.comm === 'psql' && p.state !== 'Z');
+    expect(session, 'bk\'s psql session while pg_dump copies').toBeDefined();
+    process.kill(session!.pid, 'SIGKILL');
+    const run = await child;
+    expect(run.exitCode, `${String(run.stdout)}\n${String(run.stderr)}`).toBe(0);
+    const restore = await bk(['restore', 'big', '--to', 'big_session_killed', '--yes']);
+    expect(restore.exitCode, said(restore)).toBe(0);
+    expect(await fingerprint(pg, 'big_session_killed')).toBe(await fingerprint(pg, 'big'));
   });
 
   // Last: it kills the server.

@@ -19,6 +19,11 @@ export interface Kit {
   readonly driver: string;
   /** Child processes bk runs in each phase, by comm (what the kill-tool fault may hit). */
   readonly tools: Record<Phase, readonly string[]>;
+  /**
+   * Of those, the ones whose loss the run may survive with a good result (exit 0 or 1 then; a
+   * listed backup is verified and restored like any other).
+   */
+  readonly helpers?: Partial<Record<Phase, readonly string[]>>;
   /** Restores write into a directory under the restore root (disk-full during restore applies). */
   readonly restoresToDisk: boolean;
   /**
@@ -56,7 +61,7 @@ export interface KitServer {
 }
 
 /** What the matrix needs to know of a kit before starting it (to draw cases at collection time). */
-export interface KitSpec extends Pick<Kit, 'driver' | 'tools' | 'restoresToDisk' | 'restoreTouchMarker'> {
+export interface KitSpec extends Pick<Kit, 'driver' | 'tools' | 'helpers' | 'restoresToDisk' | 'restoreTouchMarker'> {
   hasServer: boolean;
   /** Its server and tools are installed here. */
   available(): boolean;
@@ -118,6 +123,9 @@ export async function filesKit(work: string, restoreRoot: string, sizeMiB = 8): 
 export const postgresSpec: KitSpec = {
   driver: 'postgres',
   tools: { backup: ['pg_dump', 'psql', 'zstd'], restore: ['pg_restore', 'zstd'], prune: [] },
+  // psql holds the exported snapshot and counts rows. Once pg_dump has imported the snapshot the
+  // dump stays consistent without it, and lost row counts are a warning, not a failed backup.
+  helpers: { backup: ['psql'] },
   restoresToDisk: false,
   hasServer: true,
   available: () => hasBinaries(['pg_dump', 'pg_restore', 'psql']) && postgresBinDirs().length > 0,
@@ -176,6 +184,7 @@ export async function postgresKit(work: string, sizeMiB = 6): Promise<Kit> {
   return {
     driver: 'postgres',
     tools: postgresSpec.tools,
+    helpers: postgresSpec.helpers,
     restoresToDisk: false,
     server: {
       crash: () => crashTree(pg.pid, () => pg.kill()),

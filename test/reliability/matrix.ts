@@ -258,7 +258,7 @@ export interface CaseContext {
   label: string;
 }
 
-function expectExit(label: string, c: Case, r: FaultRunResult): void {
+function expectExit(label: string, c: Case, r: FaultRunResult, kit: Kit): void {
   const out = `${label}\nstruck: ${r.struck ?? 'no (bk finished first)'}${r.struckBeforeExitMs !== undefined ? ` ${r.struckBeforeExitMs} ms before exit` : ''}\nexit ${r.exitCode} signal ${r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
   expect(r.stderr, `${out}\nno stack traces`).not.toMatch(STACK);
   if (r.struck === undefined) {
@@ -289,6 +289,12 @@ function expectExit(label: string, c: Case, r: FaultRunResult): void {
       // A disk that fills after the last write changes nothing; a success is checked below.
       expect([0, 1], out).toContain(r.exitCode);
       break;
+    case 'kill-tool': {
+      const comm = /^kill -9 (\S+)/.exec(r.struck)?.[1];
+      if (comm !== undefined && kit.helpers?.[c.phase]?.includes(comm)) expect([0, 1], out).toContain(r.exitCode);
+      else expect(r.exitCode, out).toBe(1);
+      break;
+    }
     default:
       expect(r.exitCode, out).toBe(1);
   }
@@ -408,7 +414,7 @@ async function runCaseSampled(c: Case, setup: MatrixSetup, pair: Pair, rng: Rng,
       strike: await strike(c, setup, pair, rng),
     });
     await mend(c, setup, pair, r);
-    expectExit(label, c, r);
+    expectExit(label, c, r, pair.kit);
     if (c.fault !== 'kill-bk' && c.fault !== 'server-stop') {
       // bk lived to clean up: its own temp objects are gone without waiting for a prune.
       expect(await pair.view.incomplete(), `${label}: temp objects left by a run that could clean up`).toEqual([]);
@@ -434,7 +440,7 @@ async function runCaseSampled(c: Case, setup: MatrixSetup, pair: Pair, rng: Rng,
       strike: await strike(c, setup, pair, rng),
     });
     await mend(c, setup, pair, r);
-    expectExit(label, c, r);
+    expectExit(label, c, r, pair.kit);
     // A restore reads; the storage is exactly as it was.
     expect(await pair.view.objects(), `${label}: a restore changed the storage`).toEqual(before);
     // A restore that says it succeeded restored everything.
@@ -469,7 +475,7 @@ async function runCaseSampled(c: Case, setup: MatrixSetup, pair: Pair, rng: Rng,
       strike: await strike(c, setup, pair, rng),
     });
     await mend(c, setup, pair, r);
-    expectExit(label, c, r);
+    expectExit(label, c, r, pair.kit);
     const listed = await pair.verifyAll(`${label}: after the fault`);
     expect(keep.filter((id) => !listed.includes(id)), `${label}: prune removed a backup its policy keeps`).toEqual([]);
     expect(listed.filter((id) => !all.includes(id)), `${label}: new backups appeared`).toEqual([]);
