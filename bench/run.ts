@@ -8,6 +8,8 @@
  *                 40,000 files); 0.1 gives a quick smoke run.
  *   BENCH_ROUNDS  rounds per case (default 3).
  *   BENCH_ONLY    comma list of sections: pg,mysql,redis,files,s3,restore,rss,cli,list
+ *
+ * restic, when installed, is timed beside each backup (`restic backup --stdin` for the dumps).
  */
 import { execa } from 'execa';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -47,6 +49,12 @@ interface Row {
 }
 
 const rows: Row[] = [];
+
+interface Case {
+  name: string;
+  run: () => Promise<Sample>;
+  cleanup?: () => Promise<void>;
+}
 
 /** Runs a command under /usr/bin/time; returns wall seconds and the peak RSS of the largest process. */
 async function timed(argv: string[], env: Record<string, string>, tmp?: string): Promise<Sample> {
@@ -99,7 +107,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** Runs each case ROUNDS times, interleaved so load drifts hit every case alike. */
 async function compare(
   section: string,
-  cases: { name: string; run: () => Promise<Sample>; cleanup?: () => Promise<void> }[],
+  cases: Case[],
   baseline: string,
   extra: Record<string, string> = {},
 ): Promise<void> {
@@ -129,6 +137,32 @@ async function compare(
       ...(temp > 0 ? { note: `${extra[c.name] ?? ''} largest temp file ${(temp / 1048576).toFixed(2)} MiB`.trim() } : {}),
     });
   }
+}
+
+/**
+ * restic, when installed, as a case: `script` backs up into a repository made new for each round
+ * (restic's first run, as bk's is a new archive; restic ≥ 0.14 compresses with zstd). None when
+ * restic is missing.
+ */
+async function resticCase(work: string, name: string, script: string, env: Record<string, string>): Promise<Case[]> {
+  if ((await execa('restic', ['version'], { reject: false })).exitCode !== 0) return [];
+  const repo = join(work, 'restic');
+  const resticEnv = { ...env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: join(work, 'restic-cache') };
+  const clean = async () => {
+    await rm(repo, { recursive: true, force: true });
+    await rm(resticEnv.RESTIC_CACHE_DIR, { recursive: true, force: true });
+  };
+  return [
+    {
+      name,
+      run: async () => {
+        await clean();
+        await execa('restic', ['init', '-q'], { env: cleanEnv(resticEnv), extendEnv: false });
+        return timed(sh(script), resticEnv);
+      },
+      cleanup: clean,
+    },
+  ];
 }
 
 /** Writes a config (outside the dirs the cases clean) and returns its path. */
@@ -200,6 +234,7 @@ async function main(): Promise<void> {
             { name: 'pg_dump | gzip > f', run: () => timed(sh(`pg_dump | gzip > ${out}/f.gz`), env), cleanup: cleanRepo },
             { name: 'pg_dump -Fc > f', run: () => timed(sh(`pg_dump -Fc > ${out}/f.dump`), env), cleanup: cleanRepo },
             { name: 'bk backup pg (local, zstd)', run: () => timed(['node', BK, '-c', cfg, 'backup', 'pg', '--quiet'], bkEnv, bkTmp), cleanup: cleanRepo },
+            ...(await resticCase(work, 'pg_dump -Fc -Z0 | restic backup --stdin', 'pg_dump -Fc -Z0 | restic backup -q --stdin --stdin-filename bench.pgdump', env)),
           ],
           'pg_dump -Fc -Z0 | zstd -3 -T0 > f',
         );
@@ -286,6 +321,7 @@ async function main(): Promise<void> {
           { name: 'mariadb-dump | zstd -3 -T0 > f', run: () => timed(sh(`${dump} | zstd -q -3 -T0 > ${out}/f.zst`), {}), cleanup: cleanRepo },
           { name: 'mariadb-dump | gzip > f', run: () => timed(sh(`${dump} | gzip > ${out}/f.gz`), {}), cleanup: cleanRepo },
           { name: 'bk backup my (local, zstd)', run: () => timed(['node', BK, '-c', cfg, 'backup', 'my', '--quiet'], bkEnv, bkTmp), cleanup: cleanRepo },
+          ...(await resticCase(work, 'mariadb-dump | restic backup --stdin', `${dump} | restic backup -q --stdin --stdin-filename bench.sql`, {})),
         ],
         'mariadb-dump | zstd -3 -T0 > f',
       );
@@ -332,6 +368,7 @@ async function main(): Promise<void> {
           { name: 'redis-cli --rdb - | zstd -3 -T0 > f', run: () => timed(sh(`${cli} - 2>/dev/null | zstd -q -3 -T0 > ${out}/f.zst`), env), cleanup: cleanRepo },
           { name: 'redis-cli --rdb - | gzip > f', run: () => timed(sh(`${cli} - 2>/dev/null | gzip > ${out}/f.gz`), env), cleanup: cleanRepo },
           { name: 'bk backup rd (local, zstd)', run: () => timed(['node', BK, '-c', cfg, 'backup', 'rd', '--quiet'], bkEnv, bkTmp), cleanup: cleanRepo },
+          ...(await resticCase(work, 'redis-cli --rdb - | restic backup --stdin', `${cli} - 2>/dev/null | restic backup -q --stdin --stdin-filename dump.rdb`, env)),
         ],
         'redis-cli --rdb - | zstd -3 -T0 > f',
       );
@@ -345,25 +382,12 @@ async function main(): Promise<void> {
     console.error('bench: generating files');
     const { files, bytes } = await generateFiles(tree, SCALE);
     const cfg = await bkConfig(work, 'fs', { fs: { driver: 'files', source: tree } }, storages);
-    const restic = await execa('restic', ['version'], { reject: false });
-    const resticRepo = join(work, 'restic');
-    const resticEnv = { RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: resticRepo };
-    const cases = [
+    const cases: Case[] = [
       { name: 'tar -cf - | zstd -T0 > f', run: () => timed(sh(`tar -C ${tree} -cf - . | zstd -q -3 -T0 > ${out}/f.tar.zst`), {}), cleanup: cleanRepo },
       { name: 'tar -czf f', run: () => timed(sh(`tar -C ${tree} -czf ${out}/f.tgz .`), {}), cleanup: cleanRepo },
       { name: 'bk backup fs (local, zstd)', run: () => timed(['node', BK, '-c', cfg, 'backup', 'fs', '--quiet'], {}, bkTmp), cleanup: cleanRepo },
+      ...(await resticCase(work, 'restic backup (first run)', `restic backup -q ${tree}`, {})),
     ];
-    if (restic.exitCode === 0) {
-      cases.push({
-        name: 'restic backup (first run)',
-        run: async () => {
-          await rm(resticRepo, { recursive: true, force: true });
-          await execa('restic', ['init', '-q'], { env: cleanEnv(resticEnv), extendEnv: false });
-          return timed(['restic', 'backup', '-q', tree], resticEnv);
-        },
-        cleanup: async () => rm(resticRepo, { recursive: true, force: true }),
-      });
-    }
     await compare(`files (${files} files, ${(bytes / 1e6).toFixed(0)} MB)`, cases, 'tar -cf - | zstd -T0 > f');
     await execa('node', [BK, '-c', cfg, 'backup', 'fs', '--quiet']);
     await execa('bash', ['-c', `tar -C ${tree} -cf - . | zstd -q -3 -T0 > ${work}/hand.tar.zst`]);
