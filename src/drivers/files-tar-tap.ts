@@ -36,8 +36,6 @@ export class TarTreeTap extends Transform {
   /** Every file so far, while the multiply-linked ones are not known yet. */
   private pending: Map<string, FileInfo> | undefined;
   private learning: Promise<void> | undefined;
-  /** Bytes of tar output seen so far. */
-  private passed = 0;
 
   constructor(private readonly pendingMax = PENDING_MAX) {
     super({ highWaterMark: 1 << 20 });
@@ -63,8 +61,7 @@ export class TarTreeTap extends Transform {
       void this.learning!.then(() => this._transform(chunk, enc, cb), cb);
       return;
     }
-    const start = this.passed;
-    this.passed += chunk.length;
+    const start = this.scanner.fed;
     try {
       this.scanner.feed(chunk);
     } catch (e) {

@@ -36,7 +36,7 @@ export class TarScanner {
   private headerFill = 0;
   private zeroBlocks = 0;
   /** Bytes fed before the current chunk. */
-  private fed = 0;
+  private fedBytes = 0;
   /** Offset just past the end-of-archive marker, once it went by. */
   end?: number;
   /** pax/GNU records that apply to the next entry, and the global pax records. */
@@ -49,7 +49,12 @@ export class TarScanner {
   /** Scans a chunk; throws on a header whose checksum is wrong. */
   feed(chunk: Buffer): void {
     this.scan(chunk);
-    this.fed += chunk.length;
+    this.fedBytes += chunk.length;
+  }
+
+  /** Bytes fed so far: the offset in the archive of the next chunk's first byte. */
+  get fed(): number {
+    return this.fedBytes;
   }
 
   private scan(chunk: Buffer): void {
@@ -65,7 +70,7 @@ export class TarScanner {
         if (this.headerFill === BLOCK) {
           this.headerFill = 0;
           this.onHeader();
-          if (this.state.kind === 'done') this.end = this.fed + i;
+          if (this.state.kind === 'done') this.end = this.fedBytes + i;
         }
         continue;
       }
