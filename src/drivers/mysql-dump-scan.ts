@@ -206,7 +206,6 @@ export class DumpScanner {
     let { depth, tuples, quote, escaped } = this;
     let i = from;
     const n = buf.length;
-    let nextBackslash = -2; // -2: not looked up yet; -1: none in the rest of buf
     for (; i < n; i++) {
       const b = buf[i]!;
       if (quote !== 0) {
@@ -214,12 +213,17 @@ export class DumpScanner {
         else if (b === BACKSLASH && quote !== BACKTICK) escaped = true;
         else if (b === quote) quote = 0;
         else if (quote === QUOTE) {
-          // Fast path through long strings: jump to the next quote or backslash. The backslash
-          // position is cached so that many short strings do not rescan the buffer each time.
-          if (nextBackslash !== -1 && nextBackslash <= i) nextBackslash = buf.indexOf(BACKSLASH, i + 1);
-          const q = buf.indexOf(QUOTE, i + 1);
-          const next = q === -1 ? nextBackslash : nextBackslash === -1 ? q : Math.min(q, nextBackslash);
-          i = next === -1 ? n - 1 : next - 1;
+          // Through the string to its next quote or backslash in a tight loop, which beat
+          // Buffer#indexOf here (580 MB bench dump, same runs: 0.79–0.97 s against 1.03–1.84 s):
+          // most strings are short, and a JSON value holds a `\"` every few bytes, each of which
+          // cost two native calls.
+          let j = i + 1;
+          while (j < n) {
+            const c = buf[j]!;
+            if (c === QUOTE || c === BACKSLASH) break;
+            j++;
+          }
+          i = j - 1;
         }
       } else if (SPECIAL[b] === 0) {
         // Numbers, hex literals, commas, NULL: skip the run in one tight loop.

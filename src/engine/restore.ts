@@ -27,6 +27,7 @@ import type { Driver, RestoreContext } from '../drivers/driver.js';
 import { BkError, toBkError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StorageError, type Storage } from '../storage/storage.js';
+import { Coalesce } from './coalesce.js';
 import { VerifyTap } from './verify-tap.js';
 
 /** Opens encrypted archives; supplied by the caller when it has a key (codecs/encryption.ts). */
@@ -193,6 +194,8 @@ async function applyVerified(job: RestoreJob, dumpInfo: RestoreContext['dumpInfo
   if (m.encryption) stages.push(await job.decryption!.create());
   const dec = createDecompressor(m.compression);
   if (dec) stages.push(dec);
+  // The restore tool's stdin gets 512 KiB writes rather than the decompressor's 64 KiB reads.
+  stages.push(new Coalesce());
   stages.push(new VerifyTap(m.raw, `decompressed payload of ${m.archive}`));
   const feed = new PassThrough({ highWaterMark: 1 << 20 });
   // Which side broke first: a stage upstream of the feed (checksum, storage, decryption), or the
