@@ -18,7 +18,7 @@ import type { Driver, DumpInfo } from '../drivers/driver.js';
 import { BkError, toBkError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StorageError, type Storage } from '../storage/storage.js';
-import { Coalesce } from './coalesce.js';
+import { Coalesce } from '../util/coalesce.js';
 import { FanOut } from './fan-out.js';
 
 /** An encryption stage, supplied by the caller when the target is encrypted. */

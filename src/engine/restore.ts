@@ -27,7 +27,7 @@ import type { Driver, RestoreContext } from '../drivers/driver.js';
 import { BkError, toBkError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StorageError, type Storage } from '../storage/storage.js';
-import { Coalesce } from './coalesce.js';
+import { Coalesce } from '../util/coalesce.js';
 import { VerifyTap } from './verify-tap.js';
 
 /** Opens encrypted archives; supplied by the caller when it has a key (codecs/encryption.ts). */

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { Coalesce } from '../../src/engine/coalesce.js';
+import { Coalesce } from '../../src/util/coalesce.js';
 
 /** The chunks as Coalesce emits them ('data' events: reading would join them again). */
 async function through(chunks: Buffer[], size: number): Promise<Buffer[]> {
