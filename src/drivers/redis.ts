@@ -33,6 +33,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { shellQuote } from '../codecs/compression.js';
 import { BkError } from '../errors.js';
+import { Coalesce } from '../util/coalesce.js';
 import { makeOwnedDir } from '../util/owned-dir.js';
 import type { Logger } from '../log.js';
 import { redact, registerSecret } from '../secrets.js';
@@ -224,7 +225,9 @@ export class RedisDriver implements Driver, DrillCapable {
       holdBack: RDB_EOF_MARK_SIZE,
       length: async () => reportedRdbLength(await exited),
     });
-    pipeline(child.stdout!, check).catch(() => undefined);
+    // redis-cli writes the RDB in 4 KiB pieces (bench: 20,000 writes for 81 MB); joined first,
+    // the check and every stage after it see 512 KiB chunks.
+    pipeline(child.stdout!, new Coalesce(), check).catch(() => undefined);
     const done = (async (): Promise<DumpInfo> => {
       await finished(check);
       await exited;
