@@ -121,6 +121,8 @@ export async function runBackup(job: BackupJob): Promise<BackupResult> {
   };
 
   log.info('backup started', { step: 'dump', id, driver: job.driver.kind, storages: job.storages.map((s) => s.name) });
+  // Before the dump starts; a storage that cannot get ready says why when it is written to.
+  await Promise.all(job.storages.map((s) => s.prepare?.(archive).catch(() => undefined)));
   let session;
   try {
     session = await job.driver.backup({ signal: job.signal, logger: log });

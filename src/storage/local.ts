@@ -49,6 +49,10 @@ export class LocalStorage implements Storage {
     }
   }
 
+  async prepare(key: string): Promise<void> {
+    await mkdir(dirname(this.path(key)), { recursive: true, mode: 0o700 });
+  }
+
   async write(key: string, body: Readable, options: WriteOptions = {}): Promise<WriteResult> {
     const path = this.path(key);
     const temp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);

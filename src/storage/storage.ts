@@ -50,6 +50,13 @@ export interface Storage {
 
   /** Preflight: the location exists or can be created, and is writable. */
   check(): Promise<void>;
+  /**
+   * Optional: makes ready what a write of `key` needs (a local directory) before the dump starts,
+   * so that a repository inside the tree being backed up is not created under tar while it reads
+   * that tree ("file changed as we read it" on a first run). Best effort: the write reports
+   * whatever went wrong.
+   */
+  prepare?(key: string): Promise<void>;
   /** Streams `body` into `key` atomically; rejects (leaving nothing) if `body` errors. */
   write(key: string, body: Readable, options?: WriteOptions): Promise<WriteResult>;
   /** Small objects (manifests, locks) written atomically in one go. */

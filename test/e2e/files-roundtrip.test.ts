@@ -297,3 +297,21 @@ describe('files: choosing among several backups (--at, --id)', () => {
     expect(r.json<{ results: { id: string; ok: boolean }[] }>().results.map((x) => [x.id, x.ok])).toEqual(ids.map((id) => [id, true]));
   });
 });
+
+describe('files: a repository inside the tree it backs up (the README quick start)', () => {
+  it('the first backup makes the repository before tar reads the tree: no "file changed as we read it", and the repository is not archived', async () => {
+    const src = join(work, 'with-repo-inside');
+    await mkdir(src);
+    // Large enough that tar is still reading the tree when the storage starts writing.
+    await buildSampleTree(src, { bigFileMiB: 30 });
+    const repo = join(src, 'backups');
+    const r = await runBk(['backup', 'files', '--source', src, '--exclude', 'backups', '--repo', repo, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/changed as we read/);
+    const id = r.json<{ results: { id: string }[] }>().results[0]!.id;
+    const listed = await execa('bash', ['-o', 'pipefail', '-c', `zstd -dc ${join(repo, 'files', `${id}.tar.zst`)} | tar -tf -`]);
+    const members = listed.stdout.split('\n');
+    expect(members).toContain('./big.bin');
+    expect(members.filter((m) => m.startsWith('./backups'))).toEqual([]);
+  });
+});
