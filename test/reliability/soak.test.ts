@@ -140,7 +140,9 @@ afterAll(async () => {
   await rmrf(work);
 });
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+/** The value a fraction q of the samples are at or below (0.5: the median). */
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * q)] ?? 0;
+const median = (xs: number[]) => quantile(xs, 0.5);
 
 describe(`soak: bk schedule for ${SECONDS} s under faults (seed ${seed})`, () => {
   it('the daemon kept running, stopped cleanly on SIGTERM, and left no child behind', async () => {
@@ -181,9 +183,11 @@ describe(`soak: bk schedule for ${SECONDS} s under faults (seed ${seed})`, () =>
     const last = steady.slice(-third);
     const report = samples.map((s) => `${(s.t / 1000).toFixed(0)}s rss=${(s.rss / MiB).toFixed(0)}MiB fds=${s.fds}`).join('\n');
     expect(median(last.map((s) => s.rss)), `RSS grew\n${report}`).toBeLessThan(median(first.map((s) => s.rss)) * 1.1 + 16 * MiB);
-    // Descriptors come and go with each run (pipes, sockets, files): compare the typical count, and
-    // bound the peaks, so a leak of one per run shows while a busy moment does not.
-    expect(median(last.map((s) => s.fds)), `file descriptors grew\n${report}`).toBeLessThanOrEqual(median(first.map((s) => s.fds)) + 4);
+    // Descriptors come and go with each run (pipes, sockets, files): compare the count held between
+    // runs (the lower quartile; the median follows how many samples land inside a run: 21 in the
+    // first third and 26 in the last in a CI run whose idle count stayed at 20–21 throughout), and
+    // bound the peaks, so a leak of one per run (~60 runs) shows while a busy moment does not.
+    expect(quantile(last.map((s) => s.fds), 0.25), `file descriptors grew\n${report}`).toBeLessThanOrEqual(quantile(first.map((s) => s.fds), 0.25) + 4);
     expect(Math.max(...last.map((s) => s.fds)), `file descriptors grew\n${report}`).toBeLessThanOrEqual(Math.max(...first.map((s) => s.fds)) + 24);
   });
 });
