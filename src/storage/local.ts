@@ -58,7 +58,7 @@ export class LocalStorage implements Storage {
     const temp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
     let out: WriteStream | undefined;
     try {
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await this.prepare(key);
       // flush: fsync before close, so the rename below never publishes unwritten data.
       out = createWriteStream(temp, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 1 << 20 });
       await pipeline(body, new EarlyWriteback(out), out, { signal: options.signal });
